@@ -188,3 +188,10 @@ export function describeReference(ref: ImageReference): string {
       return `docker-daemon:${ref.name ? formatDockerName(ref.name) : ref.imageId}`;
   }
 }
+
+/** Whether a registry name as typed carries a tag or a digest (`ubuntu:22.04`, `ubuntu@sha256:...`). */
+export function hasTagOrDigest(input: string): boolean {
+  const text = input.startsWith('docker://') ? input.slice('docker://'.length) : input;
+  const last = text.slice(text.lastIndexOf('/') + 1);
+  return last.includes(':') || last.includes('@');
+}
