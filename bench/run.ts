@@ -3,6 +3,7 @@
  * Medians of repeated runs; the machine is shared and noisy, so ratios matter more than seconds.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -56,13 +57,12 @@ async function main(): Promise<void> {
   const registry = await startRegistry();
   const work = await mkdtemp(join(tmpdir(), 'ballast-bench-'));
   try {
-    const random = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 2654435761) % 251));
     const image = await buildTinyImage(join(work, 'layout'), {
       tag: 'bench',
       layers: [
-        { 'usr/lib/a.bin': random(8_000_000), 'usr/share/doc/x': 'doc'.repeat(10_000) },
-        { 'opt/b.bin': random(16_000_000) },
-        { 'app/c.bin': random(4_000_000) },
+        { 'usr/lib/a.bin': randomBytes(8_000_000), 'usr/share/doc/x': 'doc'.repeat(10_000) },
+        { 'opt/b.bin': randomBytes(16_000_000) },
+        { 'app/c.bin': randomBytes(4_000_000) },
       ],
     });
     await pushWithSkopeo(registry, image.ref, 'bench:1');
