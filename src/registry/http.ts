@@ -1,0 +1,207 @@
+/**
+ * The HTTP layer under the registry client: keep-alive agents, TLS options, one request at a time,
+ * redirects followed by hand (an Authorization header never goes to another host), and network
+ * errors sorted into kinds the client can act on.
+ */
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { BallastError, redact } from '../errors.js';
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface HttpRequest {
+  method: Method;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  signal?: AbortSignal | undefined;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The URL that answered, after redirects. */
+  url: URL;
+  body: IncomingMessage;
+}
+
+export interface HttpTransportOptions {
+  /** The registry host (`host[:port]` as in URLs) whose certificate may go unverified. */
+  insecureHost?: string | undefined;
+  /** Extra CA certificates in PEM, trusted alongside the default roots. */
+  ca?: string | undefined;
+  /** Idle socket timeout. */
+  timeoutMs?: number;
+  userAgent?: string;
+  maxRedirects?: number;
+}
+
+export type NetworkErrorKind =
+  /** The server does not speak TLS (plain HTTP on the port): the cue for the HTTP fallback. */
+  | 'tls-protocol'
+  /** The certificate did not verify. */
+  | 'tls-certificate'
+  | 'refused'
+  | 'reset'
+  | 'timeout'
+  | 'dns'
+  | 'other';
+
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A network failure with the URL it happened on and whether it happened before TLS was up. */
+export class NetworkFailure extends Error {
+  readonly kind: NetworkErrorKind;
+  readonly code: string | undefined;
+  readonly url: URL;
+  constructor(kind: NetworkErrorKind, url: URL, cause: Error & { code?: string }) {
+    super(cause.message, { cause });
+    this.kind = kind;
+    this.code = cause.code;
+    this.url = url;
+  }
+}
+
+function classify(
+  error: Error & { code?: string },
+  handshakeDone: boolean,
+  https: boolean,
+): NetworkErrorKind {
+  const code = error.code ?? '';
+  if (CERTIFICATE_CODES.has(code)) return 'tls-certificate';
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL_') || /wrong version number/i.test(error.message)) {
+    return 'tls-protocol';
+  }
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return 'timeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(error.message)) {
+    // A plain-HTTP server answers a ClientHello with a 400 and closes: a reset before the handshake.
+    return https && !handshakeDone ? 'tls-protocol' : 'reset';
+  }
+  return 'other';
+}
+
+/** A URL for messages: no credentials, no query (tokens can ride there). */
+export function displayUrl(url: URL): string {
+  return redact(`${url.protocol}//${url.host}${url.pathname}`);
+}
+
+export class HttpTransport {
+  private readonly httpAgent: HttpAgent;
+  private readonly httpsAgent: HttpsAgent;
+  private readonly insecureAgent: HttpsAgent | undefined;
+  private readonly insecureHost: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+  private readonly maxRedirects: number;
+
+  constructor(options: HttpTransportOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.userAgent = options.userAgent ?? 'ballast';
+    this.maxRedirects = options.maxRedirects ?? 5;
+    this.insecureHost = options.insecureHost;
+    const common = { keepAlive: true, maxSockets: 16, timeout: this.timeoutMs };
+    this.httpAgent = new HttpAgent(common);
+    this.httpsAgent = new HttpsAgent({
+      ...common,
+      ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+    });
+    if (options.insecureHost !== undefined) {
+      this.insecureAgent = new HttpsAgent({ ...common, rejectUnauthorized: false });
+    }
+  }
+
+  /** One request, no redirects. Resolves when the response headers are in. */
+  send(request: HttpRequest): Promise<HttpResponse> {
+    const { url } = request;
+    const https = url.protocol === 'https:';
+    const agent = https
+      ? url.host === this.insecureHost && this.insecureAgent
+        ? this.insecureAgent
+        : this.httpsAgent
+      : this.httpAgent;
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
+    if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
+    return new Promise((resolve, reject) => {
+      let handshakeDone = false;
+      const send = https ? httpsRequest : httpRequest;
+      const req = send(url, { method: request.method, headers, agent, signal: request.signal }, (res) => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, url, body: res });
+      });
+      req.on('socket', (socket) => {
+        // A reused keep-alive socket finished its handshake long ago.
+        if (req.reusedSocket || !https) handshakeDone = true;
+        else socket.once('secureConnect', () => (handshakeDone = true));
+      });
+      req.setTimeout(this.timeoutMs, () => {
+        const error = new Error(`no answer within ${this.timeoutMs} ms`) as Error & { code: string };
+        error.code = 'ETIMEDOUT';
+        req.destroy(error);
+      });
+      req.on('error', (error: Error & { code?: string }) => {
+        if (error.name === 'AbortError') reject(error);
+        else reject(new NetworkFailure(classify(error, handshakeDone, https), url, error));
+      });
+      req.end(request.body);
+    });
+  }
+
+  /**
+   * Follows 301/302/303/307/308 itself, at most `maxRedirects` times. Authorization is dropped when a
+   * redirect leaves the original host or scheme (blob GETs redirect to storage that must not see it).
+   */
+  async fetch(request: HttpRequest): Promise<HttpResponse> {
+    let current = request;
+    for (let hop = 0; ; hop++) {
+      const response = await this.send(current);
+      const location = response.headers.location;
+      if (![301, 302, 303, 307, 308].includes(response.status) || location === undefined) return response;
+      response.body.resume();
+      if (hop >= this.maxRedirects) {
+        throw new BallastError(
+          'HTTP',
+          `too many redirects (more than ${this.maxRedirects}) from ${displayUrl(request.url)}`,
+        );
+      }
+      const next = new URL(location, current.url);
+      const headers = { ...current.headers };
+      if (next.host !== request.url.host || next.protocol !== request.url.protocol) {
+        for (const key of Object.keys(headers)) {
+          if (key.toLowerCase() === 'authorization') delete headers[key];
+        }
+      }
+      const method = response.status === 303 && current.method !== 'HEAD' ? 'GET' : current.method;
+      const body = response.status === 303 ? undefined : current.body;
+      current = { method, url: next, headers, signal: request.signal };
+      if (body !== undefined) current.body = body;
+    }
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+    this.insecureAgent?.destroy();
+  }
+}
