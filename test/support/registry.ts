@@ -4,7 +4,7 @@
  * token server, optionally over TLS with a self-signed certificate. Plus skopeo and umoci helpers.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -359,4 +359,18 @@ export async function buildTinyImage(layout: string, options: TinyImageOptions =
     await rm(work, { recursive: true, force: true });
   }
   return { layout, tag, ref: `oci:${layout}:${tag}` };
+}
+
+/** Reads a stream to its end, counting and hashing (sha256) what went by. */
+export async function streamDigest(
+  stream: NodeJS.ReadableStream,
+): Promise<{ bytes: number; digest: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    bytes += buffer.length;
+    hash.update(buffer);
+  }
+  return { bytes, digest: `sha256:${hash.digest('hex')}` };
 }
