@@ -359,6 +359,8 @@ export class RegistryClient {
         const body = await readErrorBody(response);
         const basicSent = sent.header?.startsWith('Basic ') === true;
         if (sent.header !== undefined && (sent.fresh || basicSent || authTries >= 2)) {
+          // Do not keep a refused token for the next request.
+          this.auth.invalidate(scopes);
           throw await this.authFailed(request, challenges, body);
         }
         if (!this.auth.accept(challenges)) {
