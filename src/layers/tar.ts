@@ -50,7 +50,10 @@ export type TarIssueCode =
   | 'unknown-type'
   | 'sparse'
   | 'body-too-large'
-  | 'dangling-metadata';
+  | 'dangling-metadata'
+  // Raised by the change reader (changes.ts), reported in the same list.
+  | 'invalid-whiteout'
+  | 'aufs-metadata';
 
 /** Something odd about the archive that does not stop reading it. */
 export interface TarIssue {
