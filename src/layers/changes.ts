@@ -10,7 +10,13 @@
  */
 import type { Readable } from 'node:stream';
 import { decompress } from './decompress.js';
-import { type LayerFile, type LayerMeasure, type ScanOptions, scanLayer } from './measure.js';
+import {
+  type LayerFile,
+  type LayerMeasure,
+  namedLayerError,
+  type ScanOptions,
+  scanLayer,
+} from './measure.js';
 import { type EntryType, type TarEntry, type TarIssue, tarEntries } from './tar.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -159,10 +165,14 @@ function skipIssue(code: 'invalid-whiteout' | 'aufs-metadata', entry: TarEntry):
 
 /** The change records of a layer stream (any compression) as an async iterator. */
 export async function* layerChanges(input: Readable, options: ChangeOptions = {}): AsyncGenerator<Change> {
-  const layer = await decompress(input, options);
   let index = 0;
-  for await (const entry of tarEntries(layer.stream, options)) {
-    const change = changeOf(entry, index++);
-    if (typeof change !== 'string') yield change;
+  try {
+    const layer = await decompress(input, options);
+    for await (const entry of tarEntries(layer.stream, options)) {
+      const change = changeOf(entry, index++);
+      if (typeof change !== 'string') yield change;
+    }
+  } catch (error) {
+    throw namedLayerError(error, options.what);
   }
 }

@@ -86,8 +86,8 @@ function isWhiteout(path: string): boolean {
   return path.startsWith('.wh.', path.lastIndexOf('/') + 1);
 }
 
-/** Prefixes the layer's name to a layer error, so that the message says which layer. */
-function named(error: unknown, what: string | undefined): unknown {
+/** Prefixes the layer's name to an error, so that the message says which layer. */
+export function namedLayerError(error: unknown, what: string | undefined): unknown {
   if (what === undefined || !BallastError.is(error)) return error;
   return new BallastError(error.code, `${what}: ${error.message}`, {
     cause: error.cause ?? error,
@@ -122,7 +122,7 @@ export async function scanLayer(
     const tar = await parseTar(layer.stream, each, options);
     return result(tally, tar, layer.compression, layer.compressedBytes() ?? tar.bytes);
   } catch (error) {
-    throw named(error, options.what);
+    throw namedLayerError(error, options.what);
   }
 }
 
