@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { BallastError } from '../errors.js';
+import { BallastError, redact } from '../errors.js';
 import { type Descriptor, digestLike, isDigest, sha256, VerifyingStream } from '../image/digest.js';
 import { MANIFEST_ACCEPT, MediaType } from '../image/media-types.js';
 import type { BlobOptions, StoredManifest } from '../sources/types.js';
@@ -426,9 +426,11 @@ export class RegistryClient {
         { hint: 'give --creds USER:PASSWORD, or log in with `docker login`' },
       );
     }
+    // The message never holds the secret; redact() guards against a registry echoing it back.
+    const message = `authentication to ${this.registry} failed for ${what} (${reason}): ${describeCredentials(credentials)}`;
     return new BallastError(
       'AUTH_FAILED',
-      `authentication to ${this.registry} failed for ${what} (${reason}): ${describeCredentials(credentials)}`,
+      redact(message, [credentials.password, credentials.identityToken, credentials.registryToken]),
       { hint: 'check the user name and password, or log in again' },
     );
   }

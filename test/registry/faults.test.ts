@@ -143,6 +143,19 @@ describe('faults between client and registry (a proxy in front of the real regis
     assert.equal(proxy.requests.filter(isManifest).length, 5);
   });
 
+  test('403 is DENIED naming the registry, and not retried', async () => {
+    proxy.addFault({ kind: 'status', status: 403, match: isManifest, times: 5 });
+    await assert.rejects(
+      client.getManifest('flaky/app', '1'),
+      (error: unknown) =>
+        BallastError.is(error) &&
+        error.code === 'DENIED' &&
+        error.message.includes(proxy.host) &&
+        error.exitCode === 1,
+    );
+    assert.equal(proxy.requests.filter(isManifest).length, 1);
+  });
+
   test('a connection reset before any answer is retried', async () => {
     proxy.addFault({ kind: 'reset', match: isManifest });
     assert.equal((await client.getManifest('flaky/app', '1')).digest, digest);
