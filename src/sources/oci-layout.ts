@@ -99,7 +99,7 @@ export class OciLayoutSource implements ImageSource {
         entries.map((e) => e.annotations?.[REF_NAME]).filter((n): n is string => typeof n === 'string'),
       ),
     ];
-    const listed = refNames.length ? refNames.join(', ') : 'none';
+    const listed = refNames.length ? [...refNames].sort().join(', ') : 'none';
     let entry: Descriptor;
     if (ref.ref === undefined) {
       if (entries.length !== 1) {

@@ -115,7 +115,7 @@ async function indexFile(path: string, handle: FileHandle): Promise<Map<string, 
       throw archiveError(
         path,
         entries === 0
-          ? 'is not a tar archive (shorter than one tar header)'
+          ? `is not a tar archive (${bytesRead > 0 ? `${describeStart(block.subarray(0, bytesRead))}, ` : ''}shorter than one tar header)`
           : 'is truncated (it ends inside a header)',
       );
     }
@@ -161,8 +161,8 @@ async function indexFile(path: string, handle: FileHandle): Promise<Map<string, 
 /** Says what the file looks like instead, for the one-line error. */
 export function describeStart(bytes: Buffer): string {
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'it is gzip-compressed';
-  if (bytes.readUInt32LE(0) === 0xfd2fb528) return 'it is zstd-compressed';
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === 0xfd2fb528) return 'it is zstd-compressed';
   const text = bytes.toString('utf8', 0, Math.min(bytes.length, 32));
   if (/^\s*[[{]/.test(text)) return 'it looks like JSON';
-  return 'no valid tar header at offset 0';
+  return bytes.length >= BLOCK ? 'no valid tar header at offset 0' : 'not a tar header';
 }
