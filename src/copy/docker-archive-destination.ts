@@ -19,7 +19,7 @@ import { VerifyingStream } from '../image/digest.js';
 import { parseManifest } from '../image/manifest.js';
 import { MediaType } from '../image/media-types.js';
 import { DOCKER_HUB, type DockerName, describeReference, type ImageReference } from '../reference/parse.js';
-import { ioError, syncDir, tempName } from './fs-atomic.js';
+import { ioError, syncDir, tempName, writeVerified } from './fs-atomic.js';
 import type {
   BlobDescriptor,
   DestinationOptions,
@@ -174,13 +174,10 @@ export class DockerArchiveDestination implements ImageDestination {
       try {
         await this.write(tarHeader(name, descriptor.size));
         const verifier = new VerifyingStream(descriptor, `blob ${descriptor.digest}`);
-        stream.once('error', (error) => verifier.destroy(error));
-        stream.pipe(verifier);
-        for await (const chunk of verifier) {
-          if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted');
-          await this.write(chunk as Buffer);
-          options.onProgress?.({ bytes: verifier.bytes, total: descriptor.size });
-        }
+        await writeVerified(stream, verifier, this.handle!, {
+          signal: options.signal,
+          onChunk: () => options.onProgress?.({ bytes: verifier.bytes, total: descriptor.size }),
+        });
         await this.write(padding(descriptor.size));
       } catch (error) {
         // Part of an entry is in the tar: this archive can only be thrown away.

@@ -2,7 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
 import { BallastError } from '../errors.js';
+import type { VerifyingStream } from '../image/digest.js';
 
 /** `.ballast-<pid>-<random>.partial`: the pid lets a later run remove what a killed one left. */
 export function tempName(): string {
@@ -74,5 +76,32 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string, 
     await handle?.close().catch(() => {});
     await rm(temp, { force: true }).catch(() => {});
     throw ioError(error, what);
+  }
+}
+
+/**
+ * Pipes `stream` through `verifier` into `handle` at its current position, with backpressure (one
+ * write at a time). Stops with the signal's reason when `signal` aborts.
+ */
+export async function writeVerified(
+  stream: Readable,
+  verifier: VerifyingStream,
+  handle: FileHandle,
+  options: { signal?: AbortSignal | undefined; onChunk?: (() => void) | undefined } = {},
+): Promise<void> {
+  const { signal } = options;
+  const onAbort = () => verifier.destroy(signal?.reason ?? new Error('aborted'));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  stream.once('error', (error) => verifier.destroy(error));
+  stream.pipe(verifier);
+  try {
+    if (signal?.aborted) onAbort();
+    for await (const chunk of verifier) {
+      await handle.write(chunk as Buffer);
+      options.onChunk?.();
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    stream.unpipe(verifier);
   }
 }

@@ -9,12 +9,19 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BallastError } from '../errors.js';
 import { isDigest, VerifyingStream, verifyBytes } from '../image/digest.js';
 import { INDEX_TYPES, MediaType } from '../image/media-types.js';
 import { describeReference, type ImageReference } from '../reference/parse.js';
-import { ioError, processAlive, syncDir, tempName, tempOwner, writeFileAtomic } from './fs-atomic.js';
+import {
+  ioError,
+  processAlive,
+  syncDir,
+  tempName,
+  tempOwner,
+  writeFileAtomic,
+  writeVerified,
+} from './fs-atomic.js';
 import type { BlobDescriptor, ImageDestination, PutBlobOptions, PutManifestOptions } from './types.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -216,12 +223,11 @@ export class OciLayoutDestination implements ImageDestination {
       const handle = await open(temp, 'wx');
       try {
         const verifier = new VerifyingStream(descriptor, `blob ${descriptor.digest}`);
-        if (options.onProgress) {
-          const onProgress = options.onProgress;
-          verifier.on('data', () => onProgress({ bytes: verifier.bytes, total: descriptor.size }));
-        }
-        const out = handle.createWriteStream({ autoClose: false });
-        await pipeline(stream, verifier, out, options.signal ? { signal: options.signal } : {});
+        const onProgress = options.onProgress;
+        await writeVerified(stream, verifier, handle, {
+          signal: options.signal,
+          onChunk: onProgress && (() => onProgress({ bytes: verifier.bytes, total: descriptor.size })),
+        });
         await handle.sync();
       } finally {
         await handle.close().catch(() => {});
