@@ -369,8 +369,9 @@ class HeaderDecoder {
     let rawPath: string;
     if (this.longName !== undefined) {
       rawPath = this.longName;
-    } else if (hasPax && pax('path') !== undefined) {
-      rawPath = pax('path')!;
+    } else if (hasPax && (pax('GNU.sparse.name') ?? pax('path')) !== undefined) {
+      // GNU's pax sparse format 1.0 hides the real name behind GNUSparseFile.N/.
+      rawPath = (pax('GNU.sparse.name') ?? pax('path'))!;
     } else {
       rawPath = cString(buf, off, 100);
       // POSIX ustar ("ustar\0") splits long names into prefix + name; GNU keeps other data there.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile as readBytes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -567,9 +567,7 @@ describe('tar reader: archives GNU tar wrote', () => {
     it(`reads GNU tar --format=${format} as tar -tv lists it`, async () => {
       const path = join(scratch, `gnu-${format}.tar`);
       execFileSync('tar', [`--format=${format}`, ...extra, '-C', tree, '-cf', path, '.'], { stdio: 'pipe' });
-      const tar = await open(path, 'r');
-      const bytes = await tar.readFile();
-      await tar.close();
+      const bytes = await readBytes(path);
       const { entries } = await readStream(bytes, 10_000);
       const ours = entries.map((entry): [string, number, string] => [
         { file: '-', dir: 'd', symlink: 'l', hardlink: 'h', char: 'c', block: 'b', fifo: 'p', other: '?' }[
@@ -589,6 +587,37 @@ describe('tar reader: archives GNU tar wrote', () => {
       assert.deepEqual(file.entries, entries);
     });
   }
+
+  it('steps over GNU sparse files (old GNU extension blocks, pax 1.0) without losing its place', async () => {
+    const dir = join(scratch, 'sparse-tree');
+    mkdirSync(dir);
+    const handle = await open(join(dir, 'sparse'), 'w');
+    // Ten data islands: more than the four an old GNU header holds, so extension blocks follow.
+    for (let i = 0; i < 10; i++) await handle.write(Buffer.alloc(4096, i + 1), 0, 4096, i * 409_600);
+    await handle.close();
+    writeFileSync(join(dir, 'after'), 'after\n');
+    for (const format of ['gnu', 'pax']) {
+      const path = join(scratch, `sparse-${format}.tar`);
+      execFileSync('tar', [`--format=${format}`, '--sparse', '-C', dir, '-cf', path, 'sparse', 'after']);
+      const bytes = await readBytes(path);
+      for (const read of [readStream, readFile]) {
+        const { entries, summary } = await read(bytes);
+        assert.deepEqual(
+          entries.map((entry) => [entry.path, entry.type]),
+          [
+            ['sparse', 'file'],
+            ['after', 'file'],
+          ],
+          format,
+        );
+        assert.equal(entries[1]!.size, 6);
+        assert.deepEqual(
+          summary.issues.map((issue) => issue.code),
+          ['sparse'],
+        );
+      }
+    }
+  });
 
   it('writes archives that GNU tar lists as written', () => {
     const written: WriterEntry[] = [
