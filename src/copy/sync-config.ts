@@ -75,7 +75,9 @@ export function parseSyncConfig(text: string, file: string): SyncConfig {
   const errors = new ConfigErrors(file, lines);
   const first = doc.errors[0];
   if (first !== undefined) {
-    const line = first.linePos?.[0]?.line ?? 1;
+    // An error at the end of the input (an unclosed bracket) belongs to the last line with text.
+    const offset = Math.min(first.pos[0], Math.max(0, text.trimEnd().length - 1));
+    const line = lines.linePos(offset).line;
     const message = first.message.replace(/ at line \d+, column \d+.*$/s, '');
     throw errors.at(line, `not valid YAML: ${message}`);
   }
