@@ -3,12 +3,21 @@
  * is what `docker history` shows for layers built or pulled with the vfs or naive-diff drivers
  * (hardlinks, symlinks and directories weigh 0 there).
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BallastError } from '../errors.js';
+import { isDigest } from '../image/digest.js';
 import { type Compression, type DecompressOptions, decompress, detectCompression } from './decompress.js';
-import { parseTar, parseTarFile, type TarEntry, type TarIssue, type TarReadOptions } from './tar.js';
+import {
+  parseTarFile,
+  type TarEntry,
+  type TarIssue,
+  TarParser,
+  type TarReadOptions,
+  type TarSummary,
+} from './tar.js';
 
 export interface LayerMeasure {
   /** Sum of the sizes of regular files (whiteout markers included, they are empty). */
@@ -45,6 +54,11 @@ export interface LayerFile {
 export interface ScanOptions extends TarReadOptions, DecompressOptions {
   /** Named in error messages, e.g. "layer 2 (sha256:...) of alpine". */
   what?: string;
+  /**
+   * The layer's diff ID (config rootfs.diff_ids): the uncompressed tar is hashed as it passes and a
+   * mismatch fails with DIGEST_MISMATCH. A plain tar in a file is then read whole instead of seeking.
+   */
+  diffId?: string;
 }
 
 /** Counts entries as they pass; shared by the measuring and the change-reading paths. */
@@ -119,7 +133,7 @@ export async function scanLayer(
   try {
     if (isLayerFile(input)) return await scanFile(input, tally, each, options);
     const layer = await decompress(input, options);
-    const tar = await parseTar(layer.stream, each, options);
+    const tar = await parseStream(layer.stream, each, options);
     return result(tally, tar, layer.compression, layer.compressedBytes() ?? tar.bytes);
   } catch (error) {
     throw namedLayerError(error, options.what);
@@ -147,7 +161,7 @@ async function scanFile(
     throw new BallastError('IO', `cannot read ${file.path}: ${(error as Error).message}`, { cause: error });
   }
   const compression = length >= 2 ? detectCompression(head) : 'none';
-  if (compression === 'none') {
+  if (compression === 'none' && options.diffId === undefined) {
     const tar = await parseTarFile(file.path, { offset, length }, each, options);
     return result(tally, tar, 'none', tar.bytes);
   }
@@ -157,8 +171,39 @@ async function scanFile(
     highWaterMark: 256 * 1024,
   });
   const layer = await decompress(stream, options);
-  const tar = await parseTar(layer.stream, each, options);
+  const tar = await parseStream(layer.stream, each, options);
   return result(tally, tar, layer.compression, layer.compressedBytes() ?? length);
+}
+
+/** parseTar, hashing the tar bytes on the way when a diff ID is to be verified. */
+async function parseStream(
+  stream: Readable,
+  each: (entry: TarEntry) => void,
+  options: ScanOptions,
+): Promise<TarSummary> {
+  const parser = new TarParser(each, options);
+  const expected = options.diffId;
+  if (expected === undefined) {
+    for await (const chunk of stream) parser.write(chunk as Buffer);
+    return parser.end();
+  }
+  if (!isDigest(expected))
+    throw new BallastError('MANIFEST_INVALID', `invalid diff ID ${JSON.stringify(expected)}`);
+  const algorithm = expected.slice(0, expected.indexOf(':'));
+  const hash = createHash(algorithm);
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    parser.write(chunk as Buffer);
+  }
+  const tar = parser.end();
+  const actual = `${algorithm}:${hash.digest('hex')}`;
+  if (actual !== expected) {
+    throw new BallastError(
+      'DIGEST_MISMATCH',
+      `the uncompressed layer does not match its diff ID ${expected} (got ${actual})`,
+    );
+  }
+  return tar;
 }
 
 function result(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   createReadStream,
   linkSync,
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { BallastError } from '../../src/errors.js';
-import { measureLayer, measureLayerFile } from '../../src/layers/measure.js';
+import { measureLayer, measureLayerFile, scanLayer } from '../../src/layers/measure.js';
 import { chunked, opaque, type WriterEntry, whiteout, writeTar } from '../support/tar-writer.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'ballast-measure-test-'));
@@ -154,6 +155,24 @@ describe('measureLayer', () => {
       measureLayerFile(path, 0, undefined, 'layer 1'),
       /^BallastError: layer 1: truncated tar/,
     );
+  });
+
+  it('verifies the diff ID when asked, streaming and from a file', async () => {
+    const diffId = `sha256:${createHash('sha256').update(tar).digest('hex')}`;
+    const wrong = `sha256:${'0'.repeat(64)}`;
+    const measure = await scanLayer(chunked(gzipSync(tar), 8192), undefined, { diffId });
+    assert.equal(measure.fileBytes, fileBytes);
+    const path = join(scratch, 'verify.tar');
+    writeFileSync(path, tar);
+    assert.equal((await scanLayer({ path }, undefined, { diffId })).fileBytes, fileBytes);
+    for (const input of [chunked(gzipSync(tar), 8192), { path }]) {
+      await assert.rejects(scanLayer(input, undefined, { diffId: wrong, what: 'layer 0' }), (error) => {
+        assert.ok(BallastError.is(error));
+        assert.equal(error.code, 'DIGEST_MISMATCH');
+        assert.match(error.message, /^layer 0: the uncompressed layer does not match its diff ID/);
+        return true;
+      });
+    }
   });
 
   it('fails with IO on a missing file', async () => {
