@@ -13,7 +13,7 @@ import {
   parseFileList,
   RPM_DATABASES,
 } from './packages.js';
-import { T_DIR, T_FILE, T_HARDLINK } from './tree.js';
+import { T_DIR, T_FILE, T_HARDLINK, T_SYMLINK } from './tree.js';
 import type {
   AnalysisIssue,
   AnalysisReport,
@@ -362,6 +362,8 @@ export class ImageAnalysis {
         continue;
       }
       if (tree.type[node] === T_DIR || (this.owner[node] ?? -1) >= 0) continue;
+      // A directory listed where the image has a symlink to one (merged /usr: /bin): not a file.
+      if (tree.type[node] === T_SYMLINK && tree.type[tree.resolve(path, true)] === T_DIR) continue;
       this.owner[node] = index;
       const bytes = this.nodeBytes[node] ?? 0;
       report.bytes += bytes;

@@ -286,7 +286,7 @@ export class FsTree {
    * Resolves a path through the symlinks of the final filesystem in every directory component (the
    * last component is not followed: a package owns the symlink itself). Returns the alive node, or -1.
    */
-  resolve(path: string): number {
+  resolve(path: string, followLast = false): number {
     let segments = path.split('/').filter((part) => part !== '' && part !== '.');
     let hops = 0;
     restart: for (;;) {
@@ -301,7 +301,7 @@ export class FsTree {
         if (id < 0) return NO_NODE;
         const next = this.child(node, id);
         if (next < 0 || !this.isAlive(next)) return NO_NODE;
-        if (i < segments.length - 1 && this.type[next] === T_SYMLINK) {
+        if ((followLast || i < segments.length - 1) && this.type[next] === T_SYMLINK) {
           if (++hops > 40) return NO_NODE;
           const target = this.linkTargets.get(next) ?? '';
           const base = target.startsWith('/') ? [] : this.pathOf(node).split('/');
