@@ -89,7 +89,7 @@ export function inspectResolved(image: ResolvedImage, tags: string[]): InspectOu
 
 function withName(output: InspectOutput, source: ImageSource): InspectOutput {
   // skopeo omits Name where the transport has no registry name (oci: layouts).
-  return source.name ? { Name: source.name, ...output } : output;
+  return source.dockerReference ? { Name: source.dockerReference, ...output } : output;
 }
 
 async function inspectSchema1(

@@ -4,11 +4,6 @@ import type { ResolvedImage } from '../sources/open.js';
 import type { BlobOptions } from '../sources/types.js';
 import { mapLimit } from '../util/concurrency.js';
 
-/** A source that can point at an uncompressed layer inside a file, so it is measured by seeking. */
-interface FileRanges {
-  layerFileRange?(diffId: string): Promise<{ path: string; offset: number; length: number } | undefined>;
-}
-
 export interface LayerSizeOptions {
   /** Layers measured at once (each uses a core for decompression). */
   concurrency?: number;
@@ -31,9 +26,8 @@ export async function layerFileBytes(
     const diffId = diffIds[index];
     const size = diffId === undefined ? undefined : known.get(diffId);
     if (size !== undefined) return size;
-    const ranges = source as FileRanges;
-    if (diffId !== undefined && ranges.layerFileRange) {
-      const range = await ranges.layerFileRange(diffId);
+    if (diffId !== undefined && source.layerFileRange) {
+      const range = await source.layerFileRange(diffId);
       if (range) return (await measureLayerFile(range.path, range.offset, range.length)).fileBytes;
     }
     const blobOptions: BlobOptions = {};

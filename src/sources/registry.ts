@@ -17,6 +17,7 @@ export class RegistrySource implements ImageSource {
   readonly reference: ImageReference;
   /** `registry/repository`, as skopeo prints `Name`: `127.0.0.1:5000/foo`, `docker.io/library/ubuntu`. */
   readonly name: string;
+  readonly dockerReference: string;
   readonly client: RegistryClient;
   private readonly ref: DockerReference;
 
@@ -25,6 +26,7 @@ export class RegistrySource implements ImageSource {
     this.ref = ref;
     this.client = client;
     this.name = `${ref.registry}/${ref.repository}`;
+    this.dockerReference = this.name;
   }
 
   static async open(ref: ImageReference, options: RegistrySourceOptions = {}): Promise<ImageSource> {

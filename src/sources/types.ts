@@ -28,8 +28,14 @@ export interface BlobOptions {
  */
 export interface ImageSource {
   readonly reference: ImageReference;
-  /** The name to show in messages and in `inspect`'s `Name`. */
+  /** The name to show in messages. */
   readonly name: string;
+
+  /**
+   * The registry-style name of the image (`docker.io/library/ubuntu`), what `skopeo inspect` prints as
+   * `Name`; undefined where the transport has none (an OCI layout, an unnamed archive, an image ID).
+   */
+  readonly dockerReference?: string | undefined;
 
   /**
    * With no digest: the top-level manifest the reference points at (it may be an index). With a
@@ -51,6 +57,12 @@ export interface ImageSource {
    * layers missing here are measured by streaming them.
    */
   knownLayerSizes?(): Promise<Map<string, number>>;
+
+  /**
+   * Where an uncompressed layer lies inside a file (a layer.tar in a docker save archive), so it can be
+   * read by seeking over file bodies; undefined when the layer is not stored that way.
+   */
+  layerFileRange?(diffId: string): Promise<{ path: string; offset: number; length: number } | undefined>;
 
   /** Releases connections and file handles. */
   close(): Promise<void>;
