@@ -226,3 +226,26 @@ describe('syncImages over OCI layouts', () => {
     assert.deepEqual(index.manifests, []);
   });
 });
+
+describe('openDestination', () => {
+  test('opens OCI layouts and archives, and refuses what it cannot write yet', async () => {
+    const { openDestination } = await import('../../src/copy/open-destination.js');
+    const dir = await mkdtemp(join(tmpdir(), 'ballast-open-dest-'));
+    try {
+      const layout = await openDestination(`oci:${join(dir, 'layout')}:x`);
+      assert.ok(layout.accepts('application/vnd.oci.image.manifest.v1+json'));
+      await layout.close();
+      const archive = await openDestination(`docker-archive:${join(dir, 'a.tar')}`);
+      assert.equal(archive.maxConcurrentBlobs, 1);
+      await archive.close();
+      for (const ref of ['docker-daemon:x:1', '127.0.0.1:5000/x:1']) {
+        await assert.rejects(
+          openDestination(ref),
+          (error: unknown) => BallastError.is(error) && error.exitCode === 2,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
