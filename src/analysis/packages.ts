@@ -138,7 +138,7 @@ export const RPM_DATABASES = [
 /** Debian's toolchain and build-only packages (dependencies shared with runtime tools are left out). */
 const TOOLCHAIN_DEB = [
   /^(gcc|g\+\+|cpp|gfortran|gccgo|gnat)(-\d+)?$/,
-  /^(gcc|g\+\+|cpp|gfortran)(-\d+)?-[a-z0-9_]+-linux-gnu[a-z]*$/,
+  /^(gcc|g\+\+|cpp|gfortran)(-\d+)?-[a-z0-9_-]+-linux-gnu[a-z]*$/,
   /^(clang|llvm|lld|lldb)(-\d+)?(-(dev|tools|runtime|linker-tools))?$/,
   /^libclang(-cpp)?[\d.]*(-\d+)?(-dev)?$/,
   /^libllvm\d+$/,
