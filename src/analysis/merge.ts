@@ -38,16 +38,93 @@ export interface LayerStats {
   entries: number;
 }
 
-/** A growable column of numbers. */
-class Column<T extends Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array> {
-  data: T;
+/** Growable columns of numbers, one class per element type so each push site stays monomorphic. */
+class F64Column {
+  data = new Float64Array(256);
   length = 0;
-  constructor(private readonly make: (n: number) => T) {
-    this.data = make(256);
-  }
   push(value: number): number {
     if (this.length === this.data.length) {
-      const next = this.make(this.data.length * 2);
+      const next = new Float64Array(Math.ceil(this.length * 1.5));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length] = value;
+    return this.length++;
+  }
+  get(index: number): number {
+    return this.data[index] ?? 0;
+  }
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+}
+
+class I32Column {
+  data = new Int32Array(256);
+  length = 0;
+  push(value: number): number {
+    if (this.length === this.data.length) {
+      const next = new Int32Array(Math.ceil(this.length * 1.5));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length] = value;
+    return this.length++;
+  }
+  get(index: number): number {
+    return this.data[index] ?? 0;
+  }
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+}
+
+class U32Column {
+  data = new Uint32Array(256);
+  length = 0;
+  push(value: number): number {
+    if (this.length === this.data.length) {
+      const next = new Uint32Array(Math.ceil(this.length * 1.5));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length] = value;
+    return this.length++;
+  }
+  get(index: number): number {
+    return this.data[index] ?? 0;
+  }
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+}
+
+class U16Column {
+  data = new Uint16Array(256);
+  length = 0;
+  push(value: number): number {
+    if (this.length === this.data.length) {
+      const next = new Uint16Array(Math.ceil(this.length * 1.5));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length] = value;
+    return this.length++;
+  }
+  get(index: number): number {
+    return this.data[index] ?? 0;
+  }
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+}
+
+class U8Column {
+  data = new Uint8Array(256);
+  length = 0;
+  push(value: number): number {
+    if (this.length === this.data.length) {
+      const next = new Uint8Array(Math.ceil(this.length * 1.5));
       next.set(this.data);
       this.data = next;
     }
@@ -88,21 +165,21 @@ export class LayerMerger {
   readonly contents = new Map<string, StoredContent>();
 
   // Contents: one per regular-file write.
-  readonly cSize = new Column((n) => new Float64Array(n));
-  readonly cLayer = new Column((n) => new Uint16Array(n));
-  readonly cRefs = new Column((n) => new Uint32Array(n));
+  readonly cSize = new F64Column();
+  readonly cLayer = new U16Column();
+  readonly cRefs = new U32Column();
 
   // Waste records.
-  readonly wNode = new Column((n) => new Int32Array(n));
-  readonly wBytes = new Column((n) => new Float64Array(n));
-  readonly wWriter = new Column((n) => new Uint16Array(n));
-  readonly wRemover = new Column((n) => new Uint16Array(n));
-  readonly wFlags = new Column((n) => new Uint8Array(n));
+  readonly wNode = new I32Column();
+  readonly wBytes = new F64Column();
+  readonly wWriter = new U16Column();
+  readonly wRemover = new U16Column();
+  readonly wFlags = new U8Column();
 
   // The per-layer change log: node, bytes written (or removed), kind.
-  readonly lNode = new Column((n) => new Int32Array(n));
-  readonly lBytes = new Column((n) => new Float64Array(n));
-  readonly lKind = new Column((n) => new Uint8Array(n));
+  readonly lNode = new I32Column();
+  readonly lBytes = new F64Column();
+  readonly lKind = new U8Column();
   /** Where each layer's log starts. */
   readonly logStart: number[] = [];
 

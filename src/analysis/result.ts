@@ -239,20 +239,17 @@ export class ImageAnalysis {
   private unowned(top: number): SizedPath[] {
     const tree = this.merger.tree;
     const groups = new Map<number, { bytes: number; files: number }>();
-    const chain: number[] = [];
+    // The group of a file depends only on its directory: computed once per directory.
+    const groupOfDir = new Map<number, number>();
     for (let node = 1; node < tree.count; node++) {
       const bytes = this.nodeBytes[node] ?? 0;
       if (bytes === 0 || (this.owner[node] ?? -1) >= 0 || !tree.isAlive(node)) continue;
-      chain.length = 0;
-      for (let n = tree.parent[node] ?? 0; n !== 0; n = tree.parent[n] ?? 0) chain.push(n);
-      chain.reverse(); // chain[0] is the top-level directory
-      let depth = 2;
-      if (chain.length >= 2) {
-        const two = `${tree.nameOf(chain[0] ?? 0)}/${tree.nameOf(chain[1] ?? 0)}`;
-        if (DEEP_GROUPS.has(two) || tree.nameOf(chain[0] ?? 0) === 'home') depth = 3;
-        if (chain.length >= 3 && DEEPER_GROUPS.has(`${two}/${tree.nameOf(chain[2] ?? 0)}`)) depth = 4;
+      const parent = tree.parent[node] ?? 0;
+      let group = groupOfDir.get(parent);
+      if (group === undefined) {
+        group = this.groupOf(parent);
+        groupOfDir.set(parent, group);
       }
-      const group = chain.length === 0 ? 0 : (chain[Math.min(depth, chain.length) - 1] ?? 0);
       const entry = groups.get(group) ?? { bytes: 0, files: 0 };
       entry.bytes += bytes;
       entry.files++;
@@ -263,6 +260,22 @@ export class ImageAnalysis {
       bytes: groups.get(g)?.bytes ?? 0,
       files: groups.get(g)?.files ?? 0,
     }));
+  }
+
+  /** The directory that groups unowned files of `dir`: depth 2, or 3 or 4 under DEEP(ER)_GROUPS. */
+  private groupOf(dir: number): number {
+    const tree = this.merger.tree;
+    const chain: number[] = [];
+    for (let n = dir; n !== 0; n = tree.parent[n] ?? 0) chain.push(n);
+    chain.reverse(); // chain[0] is the top-level directory
+    if (chain.length === 0) return 0;
+    let depth = 2;
+    if (chain.length >= 2) {
+      const two = `${tree.nameOf(chain[0] ?? 0)}/${tree.nameOf(chain[1] ?? 0)}`;
+      if (DEEP_GROUPS.has(two) || tree.nameOf(chain[0] ?? 0) === 'home') depth = 3;
+      if (chain.length >= 3 && DEEPER_GROUPS.has(`${two}/${tree.nameOf(chain[2] ?? 0)}`)) depth = 4;
+    }
+    return chain[Math.min(depth, chain.length) - 1] ?? 0;
   }
 
   // ---- packages ----

@@ -43,36 +43,119 @@ export const F_IMPLICIT = 2;
 
 const NO_NODE = -1;
 
-/** Interned path segments: each distinct name is stored once. */
+/**
+ * Interned path segments: each distinct name is stored once, as Latin-1 bytes in one arena (a JS
+ * string costs ~60 bytes and a Map entry ~40 more; here a name costs its length plus 12 bytes).
+ * Names with a character above U+00FF (rare) go to a Map instead.
+ */
 export class NameTable {
-  private readonly ids = new Map<string, number>();
-  readonly names: string[] = [];
+  private arena = Buffer.alloc(1 << 16);
+  private used = 0;
+  /** Arena offset of each name; a wide name has start = -1. */
+  private start = new Int32Array(1024);
+  private length = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private count = 0;
+  private slots = new Int32Array(2048);
+  private mask = 2047;
+  private readonly wide = new Map<string, number>();
+  private readonly wideNames = new Map<number, string>();
 
   intern(name: string): number {
-    let id = this.ids.get(name);
-    if (id === undefined) {
-      id = this.names.length;
-      // A fresh flat copy: a name sliced out of a long path would otherwise keep that path alive.
-      const own = name.length > 12 ? flatCopy(name) : name;
-      this.ids.set(own, id);
-      this.names.push(own);
-    }
-    return id;
+    return this.lookup(name, true);
   }
 
   /** The id of a name already interned, or -1. */
   find(name: string): number {
-    return this.ids.get(name) ?? -1;
+    return this.lookup(name, false);
   }
 
   get size(): number {
-    return this.names.length;
+    return this.count;
   }
-}
 
-function flatCopy(text: string): string {
-  // Concatenating flattens into a string of this name's own size; the slice then refers to that.
-  return ` ${text}`.slice(1);
+  /** Bytes held by the arena and tables. */
+  get byteLength(): number {
+    return this.arena.length + this.start.byteLength * 3 + this.slots.byteLength;
+  }
+
+  get(id: number): string {
+    const start = this.start[id] ?? 0;
+    if (start < 0) return this.wideNames.get(id) ?? '';
+    return this.arena.toString('latin1', start, start + (this.length[id] ?? 0));
+  }
+
+  private lookup(name: string, create: boolean): number {
+    const n = name.length;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < n; i++) {
+      const c = name.charCodeAt(i);
+      if (c > 0xff) return this.lookupWide(name, create);
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    let slot = h & this.mask;
+    for (;;) {
+      const entry = this.slots[slot] ?? 0;
+      if (entry === 0) break;
+      const id = entry - 1;
+      if (this.hashes[id] === h && this.length[id] === n && this.equals(id, name)) return id;
+      slot = (slot + 1) & this.mask;
+    }
+    if (!create) return -1;
+    if (this.used + n > this.arena.length) {
+      const next = Buffer.alloc(Math.max(this.arena.length * 2, this.used + n));
+      this.arena.copy(next, 0, 0, this.used);
+      this.arena = next;
+    }
+    const id = this.newId(h);
+    this.start[id] = this.used;
+    this.length[id] = n;
+    this.arena.write(name, this.used, 'latin1');
+    this.used += n;
+    this.slots[slot] = id + 1;
+    if (this.count * 2 > this.slots.length) this.rehash();
+    return id;
+  }
+
+  private equals(id: number, name: string): boolean {
+    const start = this.start[id] ?? 0;
+    const arena = this.arena;
+    for (let i = 0; i < name.length; i++) if (arena[start + i] !== name.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private lookupWide(name: string, create: boolean): number {
+    const found = this.wide.get(name);
+    if (found !== undefined || !create) return found ?? -1;
+    const id = this.newId(0);
+    this.start[id] = -1;
+    this.wide.set(name, id);
+    this.wideNames.set(id, name);
+    return id;
+  }
+
+  private newId(hash: number): number {
+    if (this.count === this.start.length) {
+      const n = Math.ceil(this.count * 1.5);
+      this.start = grow(this.start, n);
+      this.length = grow(this.length, n);
+      this.hashes = grow(this.hashes, n);
+    }
+    const id = this.count++;
+    this.hashes[id] = hash;
+    return id;
+  }
+
+  private rehash(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    this.mask = this.slots.length - 1;
+    for (let id = 0; id < this.count; id++) {
+      if ((this.start[id] ?? 0) < 0) continue;
+      let slot = (this.hashes[id] ?? 0) & this.mask;
+      while ((this.slots[slot] ?? 0) !== 0) slot = (slot + 1) & this.mask;
+      this.slots[slot] = id + 1;
+    }
+  }
 }
 
 function grow<T extends Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array>(
@@ -140,7 +223,7 @@ export class FsTree {
 
   /** Bytes held by the node arrays and the lookup table (not the names). */
   get arrayBytes(): number {
-    return this.capacity * (4 * 9 + 1 * 2 + 2 * 2) + this.slots.byteLength;
+    return this.capacity * (4 * 9 + 1 * 2 + 2 * 2) + this.slots.byteLength + this.names.byteLength;
   }
 
   isAlive(node: number): boolean {
@@ -195,7 +278,7 @@ export class FsTree {
   }
 
   private growNodes(): void {
-    const n = this.capacity * 2;
+    const n = Math.ceil(this.capacity * 1.5);
     this.parent = grow(this.parent, n);
     this.name = grow(this.name, n);
     this.firstChild = grow(this.firstChild, n);
@@ -247,14 +330,14 @@ export class FsTree {
     const parts: string[] = [];
     let current = node;
     while (current !== 0) {
-      parts.push(this.names.names[this.name[current] ?? 0] ?? '');
+      parts.push(this.names.get(this.name[current] ?? 0));
       current = this.parent[current] ?? 0;
     }
     return parts.reverse().join('/');
   }
 
   nameOf(node: number): string {
-    return this.names.names[this.name[node] ?? 0] ?? '';
+    return this.names.get(this.name[node] ?? 0);
   }
 
   depthOf(node: number): number {
