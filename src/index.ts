@@ -2,6 +2,21 @@
  * ballast's public library API. Everything a program needs is exported here by name; modules not
  * listed are internal and may change.
  */
+
+export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy/copy.js';
+export { openDestination } from './copy/open-destination.js';
+export {
+  loadSyncConfig,
+  parseSyncConfig,
+  planSync,
+  type SyncConfig,
+  type SyncOptions,
+  type SyncPair,
+  type SyncPairResult,
+  type SyncSummary,
+  syncImages,
+} from './copy/sync-config.js';
+export type { DestinationOptions, ImageDestination } from './copy/types.js';
 export { BallastError, type BallastErrorOptions, type ErrorCode } from './errors.js';
 export { type Descriptor, type Platform, sha256, VerifyingStream, verifyBytes } from './image/digest.js';
 export {
@@ -38,6 +53,15 @@ export {
   type SizesOptions,
 } from './inspect/sizes.js';
 export {
+  type Change,
+  type LayerChanges,
+  layerChanges,
+  readLayerChanges,
+} from './layers/changes.js';
+export { type Compression, decompress, decompressedStream } from './layers/decompress.js';
+export { type LayerMeasure, measureLayer, measureLayerFile } from './layers/measure.js';
+export { type EntryType, parseTar, parseTarFile, type TarEntry, tarEntries } from './layers/tar.js';
+export {
   type DockerName,
   describeReference,
   formatDockerName,
@@ -47,6 +71,8 @@ export {
   repositoryName,
   type Transport,
 } from './reference/parse.js';
+export { RegistryClient } from './registry/client.js';
+export { findCredentials, storeCredentials } from './registry/credentials.js';
 export { openSource, type ResolvedImage, resolveImage } from './sources/open.js';
 export type {
   BlobOptions,

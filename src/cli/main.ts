@@ -16,6 +16,8 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   sizes: { summary: 'Compare images by size without pulling them', load: () => import('./sizes.js') },
   tags: { summary: 'List the tags of a repository', load: () => import('./tags.js') },
+  copy: { summary: 'Copy an image exactly, digests kept', load: () => import('./copy.js') },
+  sync: { summary: 'Publish images to several registries from one file', load: () => import('./sync.js') },
 };
 
 function version(): string {

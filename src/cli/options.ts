@@ -69,3 +69,13 @@ export function requireArgs(positionals: string[], min: number, max: number, usa
 export function writeJson(context: CommandContext, value: unknown): void {
   context.stdout.write(`${JSON.stringify(value, null, 4)}\n`);
 }
+
+/** `--jobs N`: a whole number from 1 to 64. */
+export function parseJobs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const jobs = Number(text);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+    throw usageError(`invalid --jobs "${text}"`, 'give a whole number from 1 to 64');
+  }
+  return jobs;
+}

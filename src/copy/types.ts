@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../image/digest.js';
 import type { ImageReference } from '../reference/parse.js';
-import type { BlobProgress, ImageSource } from '../sources/types.js';
+import type { BlobProgress, ImageSource, SourceOptions } from '../sources/types.js';
 
 /** The part of a descriptor a destination needs to store a blob. */
 export type BlobDescriptor = Pick<Descriptor, 'digest' | 'size'> & Partial<Descriptor>;
@@ -83,4 +83,6 @@ export interface ImageDestination {
 export interface DestinationOptions {
   /** For a `docker save` archive without NAME:TAG in its reference: the names to write in RepoTags. */
   repoTags?: string[];
+  /** Credentials, TLS and warnings for a registry destination. */
+  registry?: SourceOptions;
 }
