@@ -354,6 +354,16 @@ describe('analyzer input', () => {
     );
   });
 
+  it('keeps names of any script, and finds them again', () => {
+    const a = run([
+      [file('usr/share/日本/файл.txt', 5), file('usr/share/café', 2)],
+      [file('usr/share/日本/файл.txt', 6)],
+    ]);
+    checkTotals(a);
+    assert.deepEqual(visible(a), { 'usr/share/café': 2, 'usr/share/日本/файл.txt': 6 });
+    assert.equal(a.report.wasted[0]?.path, 'usr/share/日本/файл.txt');
+  });
+
   it('resolves paths through symlinks in directory components', () => {
     const a = run([
       [
