@@ -16,6 +16,14 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   sizes: { summary: 'Compare images by size without pulling them', load: () => import('./sizes.js') },
   tags: { summary: 'List the tags of a repository', load: () => import('./tags.js') },
+  analyze: {
+    summary: 'Where every byte comes from, the dead weight, what to cut',
+    load: () => import('./analyze.js'),
+  },
+  files: {
+    summary: 'A du-like view of the final filesystem or of one layer',
+    load: () => import('./files.js'),
+  },
   copy: { summary: 'Copy an image exactly, digests kept', load: () => import('./copy.js') },
   sync: { summary: 'Publish images to several registries from one file', load: () => import('./sync.js') },
 };

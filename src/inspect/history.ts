@@ -1,3 +1,4 @@
+import type { HistoryEntry } from '../image/manifest.js';
 import type { ResolvedImage } from '../sources/open.js';
 import { type LayerSizeOptions, layerFileBytes } from './layer-sizes.js';
 
@@ -13,6 +14,20 @@ export interface HistoryRow {
   emptyLayer: boolean;
   /** The layer blob's digest; null for an empty layer. */
   digest: string | null;
+}
+
+/**
+ * The history entry that made each layer (bottom first), as docker pairs them: each entry not marked
+ * `empty_layer` owns the next layer. Layers without an entry get undefined.
+ */
+export function layerHistory(image: ResolvedImage): (HistoryEntry | undefined)[] {
+  const owners: (HistoryEntry | undefined)[] = new Array(image.manifest.layers.length).fill(undefined);
+  let next = 0;
+  for (const entry of image.config.history ?? []) {
+    if (entry.empty_layer === true || next >= owners.length) continue;
+    owners[next++] = entry;
+  }
+  return owners;
 }
 
 /**
