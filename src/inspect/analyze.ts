@@ -1,3 +1,4 @@
+import { Transform, type TransformCallback } from 'node:stream';
 import { ImageAnalyzer } from '../analysis/analyzer.js';
 import type { ImageAnalysis } from '../analysis/result.js';
 import type { ReportOptions } from '../analysis/types.js';
@@ -39,14 +40,45 @@ interface LayerTask {
   buffered: Change[];
   /** Where records go once the merge has reached this layer. */
   live: ((change: Change) => void) | undefined;
+  /** Called when the merge reaches this layer. */
+  goLive: () => void;
   done: Promise<{ issues: TarIssue[]; seeked: boolean }>;
+}
+
+/** Records a layer read ahead may hold before its download is paused (a few MB of objects). */
+const READ_AHEAD_RECORDS = 20_000;
+
+/**
+ * Holds chunks back while `open()` is false, so a layer read ahead stops (and the source pauses by
+ * backpressure) instead of buffering its whole change list in memory.
+ */
+class Gate extends Transform {
+  private waiting: (() => void) | undefined;
+  constructor(private readonly open: () => boolean) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.open()) {
+      callback(null, chunk);
+      return;
+    }
+    this.waiting = () => callback(null, chunk);
+  }
+  release(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+  }
 }
 
 /**
  * Streams every layer of the image through the tar reader into the analysis: several layers read at
  * once, the merge done strictly bottom to top. A registry image is never written to disk.
  */
-export async function analyzeImage(image: ResolvedImage, options: AnalyzeOptions = {}): Promise<AnalyzedImage> {
+export async function analyzeImage(
+  image: ResolvedImage,
+  options: AnalyzeOptions = {},
+): Promise<AnalyzedImage> {
   const { source, manifest, config } = image;
   const history = layerHistory(image);
   const analyzer = new ImageAnalyzer();
@@ -57,23 +89,42 @@ export async function analyzeImage(image: ResolvedImage, options: AnalyzeOptions
   const start = (index: number): LayerTask => {
     const layer = manifest.layers[index]!;
     const diffId = config.rootfs.diff_ids[index];
-    const task: LayerTask = { buffered: [], live: undefined, done: Promise.resolve({ issues: [], seeked: false }) };
+    let signalLive = () => {};
+    const live = new Promise<void>((resolve) => {
+      signalLive = resolve;
+    });
+    let gate: Gate | undefined;
+    const task: LayerTask = {
+      buffered: [],
+      live: undefined,
+      goLive: () => {
+        signalLive();
+        gate?.release();
+      },
+      done: Promise.resolve({ issues: [], seeked: false }),
+    };
     const onChange = (change: Change) => {
       if (task.live) task.live(change);
       else task.buffered.push(change);
     };
     const what = `layer ${index} (${layer.digest}) of ${source.name}`;
     task.done = (async () => {
-      options.onLayerStart?.(index, layer.size);
-      const range = !options.verify && diffId && source.layerFileRange ? await source.layerFileRange(diffId) : undefined;
+      const range =
+        !options.verify && diffId && source.layerFileRange ? await source.layerFileRange(diffId) : undefined;
       let result: Awaited<ReturnType<typeof readLayerChanges>>;
       if (range) {
+        // Seeking over a file is fast and cannot be paused half-way: wait for the merge instead.
+        await live;
+        options.onLayerStart?.(index, layer.size);
         result = await readLayerChanges(range, onChange, { wantBody, what });
       } else {
+        options.onLayerStart?.(index, layer.size);
         const stream = await source.getBlob(layer, {
           onProgress: (progress) => options.onLayerProgress?.(index, progress),
         });
-        result = await readLayerChanges(stream, onChange, { wantBody, what });
+        gate = new Gate(() => task.live !== undefined || task.buffered.length < READ_AHEAD_RECORDS);
+        stream.on('error', (error) => gate?.destroy(error));
+        result = await readLayerChanges(stream.pipe(gate), onChange, { wantBody, what });
       }
       options.onLayerDone?.(index);
       return { issues: result.issues, seeked: range !== undefined };
@@ -100,6 +151,7 @@ export async function analyzeImage(image: ResolvedImage, options: AnalyzeOptions
     for (const change of task.buffered) analyzer.apply(change);
     task.buffered = [];
     task.live = (change) => analyzer.apply(change);
+    task.goLive();
     const { issues, seeked } = await task.done;
     analyzer.endLayer();
     for (const issue of issues) layerIssues.push({ ...issue, layer: index });
