@@ -82,3 +82,10 @@ export type {
   StoredManifest,
 } from './sources/types.js';
 export { humanSize, parseSize } from './util/size.js';
+export * from './analysis/index.js';
+export {
+  type AnalyzedImage,
+  type AnalyzeOptions,
+  analyzeImage,
+  type LayerIssue,
+} from './inspect/analyze.js';
