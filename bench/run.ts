@@ -93,14 +93,14 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
 
-  const layersBench = join(ROOT, 'dist', 'bench', 'layers.js');
-  if (existsSync(layersBench)) {
-    const result = spawnSync(process.execPath, [layersBench], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    if (result.status === 0) sections.push(result.stdout.trim());
-    else throw new Error('bench/layers failed');
+  // The other benchmarks print their own markdown sections.
+  for (const name of ['layers', 'analyze', 'copy']) {
+    const script = join(ROOT, 'dist', 'bench', `${name}.js`);
+    if (!existsSync(script)) continue;
+    process.stderr.write(`bench: ${name}...\n`);
+    const result = spawnSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (result.status !== 0) throw new Error(`bench/${name} failed`);
+    sections.push(result.stdout.trim());
   }
 
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
