@@ -1,0 +1,441 @@
+/**
+ * Real images for the `ballast analyze` tests, built once per checkout under .cache/fixtures/analyze-v1
+ * on top of the Debian bookworm minbase image of debianFixture(). Each group is built in a temp folder
+ * and renamed into place under a lock, so parallel test processes build it once. Bump ANALYZE_VERSION
+ * when a recipe changes.
+ *
+ * - toolchainFixture(): `apt-get install gcc libc6-dev make` with the apt cache and lists left in the
+ *   layer, and a command that does not build. About 2 minutes on the vfs driver.
+ * - deleteLaterFixture(): COPY a 5 MB file, then delete it; COPY a file, then chmod it; COPY a file,
+ *   then COPY another over it. Every byte of it is known from the Dockerfile.
+ * - badLayouts(): hand-written OCI layouts (no daemon): a truncated gzip layer, a corrupt gzip layer,
+ *   a layer with `..` entries; and a docker-archive with a truncated layer.tar.
+ *
+ * Each daemon-built fixture keeps the `docker save` archive and an OCI layout copy made by skopeo
+ * (gzip layers), so the tests can read one image from docker-archive:, oci:, docker-daemon: and a
+ * registry.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CACHE_DIR, type DockerDaemon, startDocker, withLock } from './docker.js';
+import { debianFixture, pseudoRandom, run } from './fixtures.js';
+import { type WriterEntry, writeTar } from './tar-writer.js';
+
+export const ANALYZE_VERSION = 1;
+export const ANALYZE_FIXTURES_DIR = join(CACHE_DIR, 'fixtures', `analyze-v${ANALYZE_VERSION}`);
+
+export interface BuiltImage {
+  /** The daemon's name for it. */
+  name: string;
+  id: string;
+  diffIds: string[];
+  /** `docker save` (legacy layout, uncompressed layer.tar files). */
+  archive: string;
+  archiveRef: string;
+  /** An OCI layout copy (skopeo, gzip layers) and `oci:DIR:TAG`. */
+  ociDir: string;
+  ociRef: string;
+  /** Seconds the build took (docker build, save, skopeo copy). */
+  buildSeconds: number;
+}
+
+export const TOOLCHAIN_IMAGE = 'local/ballast-analyze-toolchain:1';
+export const DELETE_LATER_IMAGE = 'local/ballast-analyze-delete-later:1';
+export const TOOLCHAIN_CMD = ['/app/run.sh'];
+export const TOOLCHAIN_PACKAGES = ['gcc', 'libc6-dev', 'make'];
+
+export interface DeleteLaterFixture extends BuiltImage {
+  /** Layer indices (0 = the Debian base) and the files, as the Dockerfile writes them. */
+  big: { path: string; size: number; addedBy: number; deletedBy: number };
+  chmodded: { path: string; size: number; addedBy: number; chmodBy: number; mode: number };
+  rewritten: { path: string; oldSize: number; newSize: number; addedBy: number; rewrittenBy: number };
+  layerCount: number;
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+async function cachedGroup<T>(
+  name: string,
+  build: (dir: string) => Promise<T>,
+): Promise<{ dir: string; meta: T }> {
+  const dir = join(ANALYZE_FIXTURES_DIR, name);
+  const metaPath = join(dir, 'fixture.json');
+  const read = async () => JSON.parse(await readFile(metaPath, 'utf8')) as T;
+  if (existsSync(metaPath)) return { dir, meta: await read() };
+  await mkdir(ANALYZE_FIXTURES_DIR, { recursive: true });
+  // The toolchain build alone may take minutes on a busy machine: wait long for another builder.
+  return withLock(
+    join(ANALYZE_FIXTURES_DIR, `.lock-${name}`),
+    async () => {
+      if (existsSync(metaPath)) return { dir, meta: await read() };
+      const temp = join(ANALYZE_FIXTURES_DIR, `.tmp-${name}-${process.pid}-${Date.now()}`);
+      await rm(temp, { recursive: true, force: true });
+      await mkdir(temp, { recursive: true });
+      try {
+        const meta = await build(temp);
+        await writeFile(join(temp, 'fixture.json'), `${JSON.stringify(meta, null, 2)}\n`);
+        await rm(dir, { recursive: true, force: true });
+        await rename(temp, dir);
+        return { dir, meta };
+      } catch (error) {
+        await rm(temp, { recursive: true, force: true });
+        throw error;
+      }
+    },
+    30 * 60_000,
+  );
+}
+
+/** Makes sure the daemon holds the Debian base (its data root may have been wiped since it was cached). */
+async function ensureBase(daemon: DockerDaemon): Promise<string> {
+  const debian = await debianFixture();
+  const id = await daemon
+    .docker(['image', 'inspect', '--format', '{{.Id}}', debian.image.name])
+    .catch(() => '');
+  if (id.trim() !== debian.image.id) await daemon.docker(['load', '-q', '-i', debian.archive.path]);
+  return debian.image.name;
+}
+
+/** docker build in `context`, then save and copy to an OCI layout; paths in the result are absolute. */
+async function buildImage(
+  daemon: DockerDaemon,
+  dir: string,
+  name: string,
+  dockerfile: string[],
+  files: Record<string, Buffer | string> = {},
+): Promise<Omit<BuiltImage, 'archive' | 'archiveRef' | 'ociDir' | 'ociRef'>> {
+  const started = Date.now();
+  const context = join(dir, 'context');
+  await mkdir(context, { recursive: true });
+  for (const [path, data] of Object.entries(files)) await writeFile(join(context, path), data);
+  await writeFile(join(context, 'Dockerfile'), `${dockerfile.join('\n')}\n`);
+  // Apt reaches the Debian mirror through the host's network; a transient mirror error gets one retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await daemon.docker(['build', '--network=host', '-q', '-t', name, context], {
+        env: { DOCKER_BUILDKIT: '0' },
+      });
+      break;
+    } catch (error) {
+      if (attempt >= 2) throw error;
+      await sleep(5000);
+    }
+  }
+  await rm(context, { recursive: true, force: true });
+  await daemon.docker(['save', '-o', join(dir, 'image.tar'), name]);
+  const tag = name.slice(name.lastIndexOf(':') + 1);
+  await run('skopeo', [
+    'copy',
+    '--insecure-policy',
+    '--quiet',
+    `docker-archive:${join(dir, 'image.tar')}`,
+    `oci:${join(dir, 'layout')}:${tag}`,
+  ]);
+  const [info] = JSON.parse(await daemon.docker(['image', 'inspect', name])) as {
+    Id: string;
+    RootFS: { Layers: string[] };
+  }[];
+  return {
+    name,
+    id: info!.Id,
+    diffIds: info!.RootFS.Layers,
+    buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+}
+
+function located<T extends Omit<BuiltImage, 'archive' | 'archiveRef' | 'ociDir' | 'ociRef'>>(
+  dir: string,
+  meta: T,
+): T & BuiltImage {
+  const tag = meta.name.slice(meta.name.lastIndexOf(':') + 1);
+  const archive = join(dir, 'image.tar');
+  const ociDir = join(dir, 'layout');
+  return {
+    ...meta,
+    archive,
+    archiveRef: `docker-archive:${archive}`,
+    ociDir,
+    ociRef: `oci:${ociDir}:${tag}`,
+  };
+}
+
+let toolchainPromise: Promise<BuiltImage> | undefined;
+
+/** The Debian base plus one `apt-get install gcc libc6-dev make` layer that keeps the apt cache and lists. */
+export function toolchainFixture(): Promise<BuiltImage> {
+  toolchainPromise ??= cachedGroup('toolchain', async (dir) => {
+    const daemon = await startDocker();
+    try {
+      const base = await ensureBase(daemon);
+      return await buildImage(daemon, dir, TOOLCHAIN_IMAGE, [
+        `FROM ${base}`,
+        // No apt-get clean, no rm -rf /var/lib/apt/lists: the dead weight the advice must find.
+        `RUN apt-get update && apt-get install -y --no-install-recommends ${TOOLCHAIN_PACKAGES.join(' ')}`,
+        `CMD ${JSON.stringify(TOOLCHAIN_CMD)}`,
+      ]);
+    } finally {
+      await daemon.release();
+    }
+  })
+    .then(({ dir, meta }) => located(dir, meta))
+    .catch((error: unknown) => {
+      toolchainPromise = undefined;
+      throw error;
+    });
+  return toolchainPromise;
+}
+
+const BIG = { path: '/opt/big.bin', size: 5_000_000 };
+const CHMODDED = { path: '/usr/local/bin/tool', size: 300_000, mode: 0o755 };
+const REWRITTEN = { path: '/etc/app.conf', oldSize: 120_000, newSize: 7_000 };
+
+let deleteLaterPromise: Promise<DeleteLaterFixture> | undefined;
+
+/**
+ * Layers: 0 the Debian base; 1 COPY big.bin; 2 COPY tool (mode 0644); 3 COPY app.conf; 4 RUN rm big.bin;
+ * 5 RUN chmod 755 tool; 6 COPY app-v2.conf over app.conf. CMD adds no layer.
+ */
+export function deleteLaterFixture(): Promise<DeleteLaterFixture> {
+  deleteLaterPromise ??= cachedGroup('delete-later', async (dir) => {
+    const daemon = await startDocker();
+    try {
+      const base = await ensureBase(daemon);
+      const built = await buildImage(
+        daemon,
+        dir,
+        DELETE_LATER_IMAGE,
+        [
+          `FROM ${base}`,
+          `COPY big.bin ${BIG.path}`,
+          `COPY tool ${CHMODDED.path}`,
+          `COPY app.conf ${REWRITTEN.path}`,
+          `RUN rm ${BIG.path}`,
+          `RUN chmod ${CHMODDED.mode.toString(8)} ${CHMODDED.path}`,
+          `COPY app-v2.conf ${REWRITTEN.path}`,
+          'CMD ["/bin/sh"]',
+        ],
+        {
+          'big.bin': pseudoRandom('analyze-big', BIG.size),
+          tool: pseudoRandom('analyze-tool', CHMODDED.size),
+          'app.conf': pseudoRandom('analyze-conf-1', REWRITTEN.oldSize),
+          'app-v2.conf': pseudoRandom('analyze-conf-2', REWRITTEN.newSize),
+        },
+      );
+      return {
+        ...built,
+        big: { ...BIG, addedBy: 1, deletedBy: 4 },
+        chmodded: { ...CHMODDED, addedBy: 2, chmodBy: 5 },
+        rewritten: { ...REWRITTEN, addedBy: 3, rewrittenBy: 6 },
+        layerCount: 7,
+      };
+    } finally {
+      await daemon.release();
+    }
+  })
+    .then(({ dir, meta }) => located(dir, meta))
+    .catch((error: unknown) => {
+      deleteLaterPromise = undefined;
+      throw error;
+    });
+  return deleteLaterPromise;
+}
+
+/** Loads the fixture's archive into the daemon unless it already holds the image with that ID. */
+export async function ensureInDaemon(daemon: DockerDaemon, image: BuiltImage): Promise<void> {
+  const id = await daemon.docker(['image', 'inspect', '--format', '{{.Id}}', image.name]).catch(() => '');
+  if (id.trim() !== image.id) {
+    await ensureBase(daemon);
+    await daemon.docker(['load', '-q', '-i', image.archive]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written bad inputs (node only)
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+async function putBlob(layout: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = sha256(bytes);
+  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+  await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
+  return { digest, size: bytes.length };
+}
+
+/**
+ * An OCI layout of one image whose layer blobs are given as stored bytes (already compressed or not);
+ * `diffIds` are the uncompressed digests to write in the config. Digests match the stored bytes, so a
+ * reader gets past verification and meets the damage inside.
+ */
+export async function writeLayout(
+  layout: string,
+  tag: string,
+  layers: { blob: Buffer; diffId: string; mediaType: string; createdBy: string }[],
+): Promise<string> {
+  const descriptors = [];
+  for (const layer of layers)
+    descriptors.push({ mediaType: layer.mediaType, ...(await putBlob(layout, layer.blob)) });
+  const config = await putBlob(
+    layout,
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/bin/sh'] },
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+        history: layers.map((l) => ({ created: '2024-01-01T00:00:00Z', created_by: l.createdBy })),
+      }),
+    ),
+  );
+  const manifest = await putBlob(
+    layout,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: descriptors,
+      }),
+    ),
+  );
+  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
+  return `oci:${layout}:${tag}`;
+}
+
+export interface BadInputs {
+  /** Layer 1 is a gzip stream cut in the middle of a file body (its blob digest is right). */
+  truncatedGzip: { reference: string; layer: number; digest: string };
+  /** Layer 1's gzip stream has bytes flipped inside the deflate data. */
+  corruptGzip: { reference: string; layer: number; digest: string };
+  /** A legacy docker-archive whose second layer.tar ends in the middle of a file body. */
+  truncatedArchive: { reference: string; layer: number };
+  /** Layer 1 holds entries whose paths climb out of the root with `..`, and a good file. */
+  escaping: { reference: string; layer: number; escapingPaths: string[]; goodPath: string; goodSize: number };
+}
+
+const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+function baseLayer(): Buffer {
+  const entries: WriterEntry[] = [
+    { path: 'etc/', type: 'dir' },
+    { path: 'etc/os-release', body: 'ID=test\n' },
+    { path: 'usr/', type: 'dir' },
+    { path: 'usr/bin/', type: 'dir' },
+    { path: 'usr/bin/tool', body: pseudoRandom('bad-base', 20_000), mode: 0o755 },
+  ];
+  return writeTar(entries);
+}
+
+function bigLayer(): Buffer {
+  return writeTar([
+    { path: 'opt/', type: 'dir' },
+    { path: 'opt/data.bin', body: pseudoRandom('bad-big', 400_000) },
+    { path: 'opt/tail.txt', body: 'the end\n' },
+  ]);
+}
+
+let badPromise: Promise<BadInputs> | undefined;
+
+export function badInputs(): Promise<BadInputs> {
+  badPromise ??= cachedGroup('bad-inputs', async (dir) => {
+    const base = baseLayer();
+    const big = bigLayer();
+    const baseGz = gzipSync(base);
+    const bigGz = gzipSync(big);
+    const layer = (tar: Buffer, blob: Buffer, createdBy: string) => ({
+      blob,
+      diffId: sha256(tar),
+      mediaType: GZIP,
+      createdBy,
+    });
+
+    const cut = bigGz.subarray(0, Math.floor(bigGz.length / 2));
+    await writeLayout(join(dir, 'truncated'), 'bad', [layer(base, baseGz, 'base'), layer(big, cut, 'cut')]);
+
+    const flipped = Buffer.from(bigGz);
+    // Well inside the deflate data, past the 10-byte gzip header: the inflater or the CRC must object.
+    for (let i = 0; i < 64; i++) flipped[Math.floor(flipped.length / 3) + i]! ^= 0x5a;
+    await writeLayout(join(dir, 'corrupt'), 'bad', [
+      layer(base, baseGz, 'base'),
+      layer(big, flipped, 'flipped'),
+    ]);
+
+    const escapingPaths = ['../../../etc/evil', 'opt/../../outside.txt'];
+    const goodSize = 1234;
+    const escTar = writeTar([
+      { path: 'opt/', type: 'dir' },
+      { path: escapingPaths[0]!, body: pseudoRandom('esc-1', 3000) },
+      { path: escapingPaths[1]!, body: pseudoRandom('esc-2', 5000) },
+      { path: 'opt/good.txt', body: pseudoRandom('esc-good', goodSize) },
+    ]);
+    await writeLayout(join(dir, 'escaping'), 'bad', [
+      layer(base, baseGz, 'base'),
+      layer(escTar, gzipSync(escTar), 'escape'),
+    ]);
+
+    // A legacy `docker save` layout: manifest.json, config, <id>/layer.tar; the second one cut short.
+    const cutTar = big.subarray(0, 512 + 100_000);
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/bin/sh'] },
+        rootfs: { type: 'layers', diff_ids: [sha256(base), sha256(big)] },
+        history: [{ created_by: 'base' }, { created_by: 'cut' }],
+      }),
+    );
+    const configName = `${sha256(config).slice(7)}.json`;
+    const archive = writeTar([
+      { path: configName, body: config },
+      { path: 'aaaa/', type: 'dir' },
+      { path: 'aaaa/layer.tar', body: base },
+      { path: 'bbbb/', type: 'dir' },
+      { path: 'bbbb/layer.tar', body: cutTar },
+      {
+        path: 'manifest.json',
+        body: JSON.stringify([
+          { Config: configName, RepoTags: ['local/bad:1'], Layers: ['aaaa/layer.tar', 'bbbb/layer.tar'] },
+        ]),
+      },
+    ]);
+    await writeFile(join(dir, 'truncated-layer.tar'), archive);
+    return {
+      bigDigest: sha256(cut),
+      corruptDigest: sha256(flipped),
+      escapingPaths,
+      goodSize,
+    };
+  })
+    .then(({ dir, meta }) => ({
+      truncatedGzip: { reference: `oci:${join(dir, 'truncated')}:bad`, layer: 1, digest: meta.bigDigest },
+      corruptGzip: { reference: `oci:${join(dir, 'corrupt')}:bad`, layer: 1, digest: meta.corruptDigest },
+      truncatedArchive: { reference: `docker-archive:${join(dir, 'truncated-layer.tar')}`, layer: 1 },
+      escaping: {
+        reference: `oci:${join(dir, 'escaping')}:bad`,
+        layer: 1,
+        escapingPaths: meta.escapingPaths,
+        goodPath: 'opt/good.txt',
+        goodSize: meta.goodSize,
+      },
+    }))
+    .catch((error: unknown) => {
+      badPromise = undefined;
+      throw error;
+    });
+  return badPromise;
+}
