@@ -48,13 +48,32 @@ export interface RegistryRequest {
   /** A path below the API root (`/v2/...`) or an absolute URL (upload locations). */
   path: string;
   headers?: Record<string, string>;
-  body?: Buffer | string;
+  /**
+   * A stream body is sent once: on a 401, 429 or 5xx the response is returned (after the token is
+   * dropped) for the caller to retry with a new stream, since this one cannot be rewound.
+   */
+  body?: Buffer | string | Readable;
+  /** The length of a stream body. */
+  contentLength?: number;
+  /** `Expect: 100-continue` for a stream body: an early refusal leaves the stream unread. */
+  expectContinue?: boolean;
   /** The token scopes this request needs. */
   scopes: string[];
+  /** Retry 429 and 5xx answers of a POST too (starting an upload session is safe to repeat). */
+  idempotent?: boolean;
+  /**
+   * Ask for a new token once more when the registry refuses one just issued: an upload in progress
+   * is worth saving from a token that expired early. Other requests fail at once.
+   */
+  refreshRefusedToken?: boolean;
   signal?: AbortSignal | undefined;
 }
 
 const DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024;
+
+function isStreamBody(body: RegistryRequest['body']): body is Readable {
+  return body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body);
+}
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
 
 /** The host serving the API for a registry name: Docker Hub's is not `docker.io`. */
@@ -156,6 +175,96 @@ function isTransient(error: unknown): boolean {
   return (
     code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'ERR_STREAM_PREMATURE_CLOSE'
   );
+}
+
+export interface UploadSession {
+  repository: string;
+  /** Where the next PATCH or PUT goes (the last Location, made absolute). */
+  location: URL;
+  /** `OCI-Chunk-Min-Length`: the registry wants chunked uploads with chunks at least this big. */
+  minChunkLength: number | undefined;
+}
+
+export interface BlobUploadOptions {
+  /** A session from a mount that did not happen (202), used instead of starting one. */
+  session?: UploadSession | undefined;
+  /** A new stream of the whole blob, for starting over after the first one was partly sent. */
+  reopen?: (() => Promise<Readable>) | undefined;
+  /** Force chunked (true) or monolithic (false); otherwise chosen by size and the registry. */
+  chunked?: boolean | undefined;
+  /** Blobs larger than this go in chunks (512 MiB). */
+  chunkThreshold?: number | undefined;
+  /** Bytes per PATCH (8 MiB; at least the registry's minimum). Two chunks are held at a time. */
+  chunkSize?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface BlobUploadResult {
+  chunked: boolean;
+  /** Upload sessions used (1 when nothing had to start over). */
+  attempts: number;
+}
+
+export const DEFAULT_CHUNK_THRESHOLD = 512 * 1024 * 1024;
+export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+
+/** An upload step that failed in a way a new attempt can fix (a dropped connection, 429, 5xx). */
+class UploadRetry extends Error {
+  constructor(
+    readonly error: BallastError,
+    readonly delayMs?: number,
+  ) {
+    super(error.message);
+  }
+}
+
+function isTransientUploadError(error: unknown): boolean {
+  if (!BallastError.is(error) || error.code !== 'NETWORK') return false;
+  const cause = error.cause;
+  return cause instanceof NetworkFailure && ['reset', 'timeout', 'refused'].includes(cause.kind);
+}
+
+/** Cuts a stream into buffers of `size` bytes (the last one shorter). */
+class ChunkReader {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private rest: Buffer | undefined;
+  private done = false;
+  constructor(
+    stream: Readable,
+    private readonly size: number,
+  ) {
+    this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  async read(): Promise<Buffer | undefined> {
+    const parts: Buffer[] = [];
+    let length = 0;
+    if (this.rest !== undefined) {
+      parts.push(this.rest);
+      length = this.rest.length;
+      this.rest = undefined;
+    }
+    while (length < this.size && !this.done) {
+      const next = await this.iterator.next();
+      if (next.done) {
+        this.done = true;
+        break;
+      }
+      parts.push(next.value);
+      length += next.value.length;
+    }
+    if (length === 0) return undefined;
+    const all = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+    if (all.length > this.size) {
+      this.rest = all.subarray(this.size);
+      return all.subarray(0, this.size);
+    }
+    return all;
+  }
+
+  close(): void {
+    if (!this.done) void this.iterator.return?.();
+  }
 }
 
 export class RegistryClient {
@@ -334,7 +443,14 @@ export class RegistryClient {
       try {
         const message = { method: request.method, url, headers, signal: request.signal };
         response = await this.http.fetch(
-          request.body === undefined ? message : { ...message, body: request.body },
+          request.body === undefined
+            ? message
+            : {
+                ...message,
+                body: request.body,
+                ...(request.contentLength === undefined ? {} : { contentLength: request.contentLength }),
+                ...(request.expectContinue ? { expectContinue: true } : {}),
+              },
         );
       } catch (error) {
         if (!(error instanceof NetworkFailure)) throw error;
@@ -344,7 +460,7 @@ export class RegistryClient {
           this.scheme = 'http:';
           continue;
         }
-        if (this.retryable(request.method, error)) {
+        if (this.retryable(request.method, error) && !isStreamBody(request.body)) {
           await wait(backoffDelay(retries, this.retry), () => this.networkError(error));
           continue;
         }
@@ -358,7 +474,11 @@ export class RegistryClient {
         const challenges = parseWwwAuthenticate(response.headers['www-authenticate']);
         const body = await readErrorBody(response);
         const basicSent = sent.header?.startsWith('Basic ') === true;
-        if (sent.header !== undefined && (sent.fresh || basicSent || authTries >= 2)) {
+        const bearer = challenges.find((c) => c.scheme === 'bearer');
+        // A just-issued token refused as invalid (expired early) gets one more try on uploads.
+        const refreshable =
+          request.refreshRefusedToken === true && authTries < 1 && bearer?.params.error === 'invalid_token';
+        if (sent.header !== undefined && ((sent.fresh && !refreshable) || basicSent || authTries >= 2)) {
           // Do not keep a refused token for the next request.
           this.auth.invalidate(scopes);
           throw await this.authFailed(request, challenges, body);
@@ -377,9 +497,16 @@ export class RegistryClient {
           if (extra.length > 0 && scopes.length === 0) scopes = extra;
         }
         authTries++;
+        if (isStreamBody(request.body)) {
+          // The stream may be partly read: the caller retries with the token now dropped.
+          return response;
+        }
         continue;
       }
-      if (RETRY_STATUSES.has(response.status) && request.method !== 'POST' && request.method !== 'PATCH') {
+      if (isStreamBody(request.body)) return response;
+      const repeatable =
+        request.idempotent === true || (request.method !== 'POST' && request.method !== 'PATCH');
+      if (RETRY_STATUSES.has(response.status) && repeatable) {
         const after = parseRetryAfter(
           typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : undefined,
         );
@@ -419,6 +546,24 @@ export class RegistryClient {
     const reason = challenge?.params.error ?? (detail || '401 Unauthorized');
     const target = request.scopes[0]?.split(':')[1];
     const what = target === undefined ? this.registry : `${this.registry}/${target}`;
+    const push = request.scopes.some((scope) => scope.split(':').pop()?.split(',').includes('push'));
+    if (push && credentials === undefined) {
+      return new BallastError(
+        'AUTH_FAILED',
+        `pushing to ${what} requires authentication (${reason}); no credentials were sent (none in --creds, auth files or credential helpers)`,
+        { hint: `log in with \`ballast login ${this.registry}\`, or give --dest-creds USER:PASSWORD` },
+      );
+    }
+    if (push && credentials !== undefined && reason === 'insufficient_scope') {
+      return new BallastError(
+        'DENIED',
+        redact(
+          `${this.registry} denied the push to ${what} (insufficient_scope): ${describeCredentials(credentials)}, and they may not push there`,
+          [credentials.password, credentials.identityToken, credentials.registryToken],
+        ),
+        { hint: 'check that the account may push to this repository' },
+      );
+    }
     if (credentials === undefined) {
       return new BallastError(
         'AUTH_FAILED',
@@ -592,13 +737,13 @@ export class RegistryClient {
   async headManifest(
     repository: string,
     reference: string,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; actions?: readonly string[] } = {},
   ): Promise<ManifestHead | undefined> {
     const response = await this.request({
       method: 'HEAD',
       path: `/v2/${repository}/manifests/${reference}`,
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
-      scopes: [repositoryScope(repository, ['pull'])],
+      scopes: [repositoryScope(repository, options.actions ?? ['pull'])],
       signal: options.signal,
     });
     response.body.resume();
@@ -817,6 +962,388 @@ export class RegistryClient {
       path = nextPath;
     }
     return tags;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Push
+
+  /** One token for every step of a push: pull (HEAD, mounts) and push. */
+  private pushScopes(repository: string): string[] {
+    return [repositoryScope(repository, ['pull', 'push'])];
+  }
+
+  /** A refused push names the repository; anything else is `failure`. */
+  private async pushFailure(response: HttpResponse, what: string, repository: string): Promise<BallastError> {
+    if (response.status === 403) {
+      const body = response.body.readableEnded ? Buffer.alloc(0) : await readErrorBody(response);
+      const { text } = describeErrorBody(body);
+      return new BallastError(
+        'DENIED',
+        `${this.registry} denied the push to ${this.name(repository)} (403${text === '' ? '' : `: ${text}`}) while sending ${what}`,
+        { hint: 'check that the account may push to this repository (log in with `ballast login`)' },
+      );
+    }
+    return this.failure(response, what);
+  }
+
+  /** Whether the repository has the blob (a HEAD; Docker Hub does not count it as a pull). */
+  async hasBlob(
+    repository: string,
+    digest: string,
+    options: { signal?: AbortSignal; actions?: readonly string[] } = {},
+  ): Promise<boolean> {
+    const response = await this.request({
+      method: 'HEAD',
+      path: `/v2/${repository}/blobs/${digest}`,
+      scopes: [repositoryScope(repository, options.actions ?? ['pull'])],
+      signal: options.signal,
+    });
+    response.body.resume();
+    if (response.status === 200) return true;
+    if (response.status === 404) return false;
+    throw await this.failure(response, `blob ${digest} of ${this.name(repository)}`);
+  }
+
+  private sessionFrom(repository: string, response: HttpResponse, what: string): UploadSession {
+    const location = response.headers.location;
+    if (location === undefined || location === '') {
+      throw new BallastError('HTTP', `${this.registry} started an upload of ${what} without a Location`);
+    }
+    const min = Number(response.headers['oci-chunk-min-length']);
+    return {
+      repository,
+      // Locations may be relative to the request (distribution sends absolute ones, others do not).
+      location: new URL(location, response.url),
+      minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined,
+    };
+  }
+
+  /** Starts an upload session (POST). */
+  async startUpload(repository: string, options: { signal?: AbortSignal } = {}): Promise<UploadSession> {
+    const what = `an upload to ${this.name(repository)}`;
+    const response = await this.request({
+      method: 'POST',
+      path: `/v2/${repository}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      scopes: this.pushScopes(repository),
+      idempotent: true,
+      refreshRefusedToken: true,
+      signal: options.signal,
+    });
+    if (response.status !== 202) throw await this.pushFailure(response, what, repository);
+    response.body.resume();
+    return this.sessionFrom(repository, response, what);
+  }
+
+  /**
+   * A cross-repository mount: the registry links a blob it has in `from` into `repository`. 201 means
+   * it did; 202 means it did not, and the answer is an upload session to send the blob with.
+   */
+  async mountBlob(
+    repository: string,
+    digest: string,
+    from: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ mounted: true } | { mounted: false; session: UploadSession }> {
+    const what = `blob ${digest} (mounted from ${this.name(from)})`;
+    const query = new URLSearchParams({ mount: digest, from });
+    const response = await this.request({
+      method: 'POST',
+      path: `/v2/${repository}/blobs/uploads/?${query.toString()}`,
+      headers: { 'content-length': '0' },
+      scopes: [...this.pushScopes(repository), repositoryScope(from, ['pull'])],
+      idempotent: true,
+      refreshRefusedToken: true,
+      signal: options.signal,
+    });
+    if (response.status === 201) {
+      response.body.resume();
+      return { mounted: true };
+    }
+    if (response.status === 202) {
+      response.body.resume();
+      return { mounted: false, session: this.sessionFrom(repository, response, what) };
+    }
+    throw await this.pushFailure(response, what, repository);
+  }
+
+  /** Drops an upload session; best effort (sessions the registry forgets expire anyway). */
+  async cancelUpload(session: UploadSession): Promise<void> {
+    try {
+      const response = await this.request({
+        method: 'DELETE',
+        path: session.location.href,
+        scopes: this.pushScopes(session.repository),
+      });
+      response.body.resume();
+    } catch {
+      // Nothing to do: the session is dead either way.
+    }
+  }
+
+  /**
+   * Uploads a blob: monolithic (one PUT with the whole stream) or, when the registry asks for chunks
+   * (`OCI-Chunk-Min-Length`) or the blob is larger than `chunkThreshold`, chunked (PATCH chunks held
+   * in memory, then PUT). Tokens refused mid-upload are refreshed and the step sent again; 429 and
+   * 5xx are retried. A monolithic upload that broke off after its stream was read starts over in a
+   * new session with a stream from `reopen`; without `reopen` that is an error.
+   */
+  async uploadBlob(
+    repository: string,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    body: Readable,
+    options: BlobUploadOptions = {},
+  ): Promise<BlobUploadResult> {
+    const { digest, size } = descriptor;
+    const what = `blob ${digest}`;
+    const signal = options.signal;
+    let session = options.session ?? (await this.startUpload(repository, { signal }));
+    const chunked =
+      options.chunked ??
+      (session.minChunkLength !== undefined || size > (options.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD));
+    let stream = body;
+    let waited = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (chunked) await this.uploadChunks(session, descriptor, stream, options);
+        else await this.uploadWhole(session, descriptor, stream, signal);
+        return { chunked, attempts: attempt };
+      } catch (error) {
+        void this.cancelUpload(session);
+        if (!(error instanceof UploadRetry)) throw error;
+        const delay = error.delayMs ?? backoffDelay(attempt - 1, this.retry);
+        if (attempt >= this.retry.attempts || waited + delay > this.retry.maxTotalWaitMs) throw error.error;
+        waited += delay;
+        await sleep(delay, signal);
+        if (stream.readableDidRead || stream.destroyed) {
+          if (options.reopen === undefined) {
+            throw new BallastError(
+              'NETWORK',
+              `uploading ${what} to ${this.name(repository)} broke off after part of it was sent, and it cannot be read again from the source (${error.error.message})`,
+              { hint: 'run the copy again: blobs already sent are skipped', cause: error.error },
+            );
+          }
+          stream = await options.reopen();
+        }
+        session = await this.startUpload(repository, { signal });
+      }
+    }
+  }
+
+  private uploadUrl(session: UploadSession, digest: string): URL {
+    const url = new URL(session.location);
+    url.searchParams.set('digest', digest);
+    return url;
+  }
+
+  private async commitUpload(
+    response: HttpResponse,
+    digest: string,
+    what: string,
+    repository: string,
+  ): Promise<void> {
+    if (response.status !== 201) throw await this.pushFailure(response, what, repository);
+    response.body.resume();
+    const header = response.headers['docker-content-digest'];
+    if (typeof header === 'string' && header !== '' && header !== digest) {
+      throw new BallastError(
+        'DIGEST_MISMATCH',
+        `${this.registry} stored ${what} in ${this.name(repository)} as ${header}, not ${digest}`,
+      );
+    }
+  }
+
+  /** Whether a failure is worth a new attempt, and after how long. */
+  private async retryFor(response: HttpResponse, what: string): Promise<UploadRetry | undefined> {
+    if (response.status === 401) {
+      response.body.resume();
+      return new UploadRetry(
+        new BallastError('AUTH_FAILED', `${this.registry} refused the token for ${what} again and again`),
+      );
+    }
+    if (!RETRY_STATUSES.has(response.status)) return undefined;
+    const after = parseRetryAfter(
+      typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : undefined,
+    );
+    return new UploadRetry(await this.failure(response, what), after);
+  }
+
+  private async uploadWhole(
+    session: UploadSession,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    stream: Readable,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const what = `blob ${descriptor.digest}`;
+    let response: HttpResponse;
+    try {
+      response = await this.request({
+        method: 'PUT',
+        path: this.uploadUrl(session, descriptor.digest).href,
+        headers: { 'content-type': 'application/octet-stream' },
+        body: stream,
+        contentLength: descriptor.size,
+        expectContinue: true,
+        scopes: this.pushScopes(session.repository),
+        refreshRefusedToken: true,
+        signal,
+      });
+    } catch (error) {
+      if (isTransientUploadError(error)) throw new UploadRetry(error as BallastError);
+      throw error;
+    }
+    const retry = await this.retryFor(response, what);
+    if (retry !== undefined) throw retry;
+    await this.commitUpload(response, descriptor.digest, what, session.repository);
+  }
+
+  private async uploadChunks(
+    session: UploadSession,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    stream: Readable,
+    options: BlobUploadOptions,
+  ): Promise<void> {
+    const what = `blob ${descriptor.digest}`;
+    const size = Math.max(options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
+    const reader = new ChunkReader(stream, size);
+    let offset = 0;
+    try {
+      // The next chunk is read while this one is sent, so the source and the upload overlap.
+      let next = reader.read();
+      for (;;) {
+        const chunk = await next;
+        if (chunk === undefined) break;
+        next = reader.read();
+        next.catch(() => {});
+        await this.sendChunk(session, chunk, offset, what, options.signal);
+        offset += chunk.length;
+      }
+    } finally {
+      reader.close();
+    }
+    // All bytes passed the verifier (the stream ended without error): now commit.
+    const response = await this.request({
+      method: 'PUT',
+      path: this.uploadUrl(session, descriptor.digest).href,
+      body: Buffer.alloc(0),
+      scopes: this.pushScopes(session.repository),
+      refreshRefusedToken: true,
+      signal: options.signal,
+    });
+    await this.commitUpload(response, descriptor.digest, what, session.repository);
+  }
+
+  /** PATCHes one chunk; after a failure asks the session how much arrived and sends the rest. */
+  private async sendChunk(
+    session: UploadSession,
+    chunk: Buffer,
+    offset: number,
+    what: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    let sent = 0;
+    for (let tries = 0; ; tries++) {
+      let failure: UploadRetry;
+      try {
+        const response = await this.request({
+          method: 'PATCH',
+          path: session.location.href,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-range': `${offset + sent}-${offset + chunk.length - 1}`,
+          },
+          body: chunk.subarray(sent),
+          scopes: this.pushScopes(session.repository),
+          refreshRefusedToken: true,
+          signal,
+        });
+        if (response.status === 202) {
+          response.body.resume();
+          const location = response.headers.location;
+          if (location) session.location = new URL(location, response.url);
+          return;
+        }
+        const retry =
+          response.status === 416
+            ? new UploadRetry(await this.failure(response, what))
+            : await this.retryFor(response, what);
+        if (retry === undefined) throw await this.pushFailure(response, what, session.repository);
+        failure = retry;
+      } catch (error) {
+        if (error instanceof UploadRetry) failure = error;
+        else if (isTransientUploadError(error)) failure = new UploadRetry(error as BallastError);
+        else throw error;
+      }
+      if (tries >= this.retry.attempts - 1) throw failure;
+      await sleep(failure.delayMs ?? backoffDelay(tries, this.retry), signal);
+      // The registry may have taken part of the chunk: continue from where it is.
+      const at = await this.uploadOffset(session, signal);
+      if (at === undefined || at < offset || at > offset + chunk.length) throw failure;
+      sent = at - offset;
+      if (sent === chunk.length) return;
+    }
+  }
+
+  /** How many bytes an upload session holds (GET: `Range: 0-LAST`), undefined when it is gone. */
+  private async uploadOffset(
+    session: UploadSession,
+    signal: AbortSignal | undefined,
+  ): Promise<number | undefined> {
+    let response: HttpResponse;
+    try {
+      response = await this.request({
+        method: 'GET',
+        path: session.location.href,
+        scopes: this.pushScopes(session.repository),
+        signal,
+      });
+    } catch {
+      return undefined;
+    }
+    response.body.resume();
+    if (response.status !== 204 && response.status !== 202) return undefined;
+    const location = response.headers.location;
+    if (location) session.location = new URL(location, response.url);
+    const end = /^(?:bytes=)?0-(\d+)$/.exec(String(response.headers.range ?? '').trim())?.[1];
+    if (end === undefined) return 0;
+    // distribution writes "0-0" for an empty session too.
+    return Number(end) === 0 ? 0 : Number(end) + 1;
+  }
+
+  /**
+   * Stores a manifest under a tag or its digest, with its media type as Content-Type. The registry's
+   * Docker-Content-Digest must equal `digest`.
+   */
+  async putManifest(
+    repository: string,
+    reference: string,
+    bytes: Buffer,
+    mediaType: string,
+    digest: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const full = `${this.name(repository)}${reference.includes(':') ? '@' : ':'}${reference}`;
+    const what = `manifest ${full}`;
+    const response = await this.request({
+      method: 'PUT',
+      path: `/v2/${repository}/manifests/${reference}`,
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      scopes: this.pushScopes(repository),
+      refreshRefusedToken: true,
+      signal: options.signal,
+    });
+    if (response.status !== 201 && response.status !== 200 && response.status !== 202) {
+      throw await this.pushFailure(response, what, repository);
+    }
+    response.body.resume();
+    const header = response.headers['docker-content-digest'];
+    if (typeof header === 'string' && header !== '' && header !== digest) {
+      throw new BallastError(
+        'DIGEST_MISMATCH',
+        `${this.registry} stored ${what} with digest ${header}, not ${digest} (it changed the bytes)`,
+      );
+    }
   }
 
   close(): void {

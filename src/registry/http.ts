@@ -10,6 +10,7 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { BallastError, redact } from '../errors.js';
 
@@ -19,8 +20,25 @@ export interface HttpRequest {
   method: Method;
   url: URL;
   headers?: Record<string, string>;
-  body?: Buffer | string;
+  /**
+   * A stream body is sent once (never again on a redirect); its length must be given in
+   * `contentLength`, as uploads declare it.
+   */
+  body?: Buffer | string | Readable;
+  contentLength?: number;
+  /**
+   * Send `Expect: 100-continue` and hold a stream body back until the server asks for it, so an
+   * early refusal (a 401 from an expired token) leaves the stream unread and reusable.
+   */
+  expectContinue?: boolean;
   signal?: AbortSignal | undefined;
+}
+
+/** How long to wait for `100 Continue` before sending the body anyway (what curl does). */
+const CONTINUE_TIMEOUT_MS = 1000;
+
+function isStream(body: HttpRequest['body']): body is Readable {
+  return body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body);
 }
 
 export interface HttpResponse {
@@ -143,11 +161,36 @@ export class HttpTransport {
         : this.httpsAgent
       : this.httpAgent;
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...request.headers };
-    if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
+    const body = request.body;
+    const stream = isStream(body) ? body : undefined;
+    if (stream !== undefined) {
+      headers['content-length'] = String(request.contentLength ?? 0);
+      if (request.expectContinue) headers.expect = '100-continue';
+    } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
     return new Promise((resolve, reject) => {
       let handshakeDone = false;
+      let answered = false;
+      let bodyStarted = false;
+      let continueTimer: NodeJS.Timeout | undefined;
+      const detach: (() => void)[] = [];
+      const stopBody = () => {
+        if (continueTimer !== undefined) clearTimeout(continueTimer);
+        for (const undo of detach.splice(0)) undo();
+      };
       const send = https ? httpsRequest : httpRequest;
       const req = send(url, { method: request.method, headers, agent, signal: request.signal }, (res) => {
+        answered = true;
+        const incomplete = stream !== undefined && !req.writableFinished;
+        stopBody();
+        if (incomplete) {
+          // The server answered before taking the whole body (a refusal): stop sending, and drop the
+          // connection once the answer is read, since it is mid-request.
+          const drop = () => req.destroy();
+          res.once('end', drop);
+          res.once('close', drop);
+        }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, url, body: res });
       });
       req.on('socket', (socket) => {
@@ -161,10 +204,52 @@ export class HttpTransport {
         req.destroy(error);
       });
       req.on('error', (error: Error & { code?: string }) => {
-        if (error.name === 'AbortError') reject(error);
+        stopBody();
+        if (answered) return;
+        if (error.name === 'AbortError' || BallastError.is(error)) reject(error);
         else reject(new NetworkFailure(classify(error, handshakeDone, https), url, error));
       });
-      req.end(request.body);
+      if (stream === undefined) {
+        req.end(body as Buffer | string | undefined);
+        return;
+      }
+      // A source that fails before or while it is sent (a digest mismatch) aborts the request, so the
+      // upload is not committed.
+      const onError = (error: Error) => req.destroy(error);
+      stream.once('error', onError);
+      detach.push(() => stream.off('error', onError));
+      const startBody = () => {
+        if (bodyStarted || answered) return;
+        bodyStarted = true;
+        if (continueTimer !== undefined) clearTimeout(continueTimer);
+        if (stream.destroyed) {
+          req.destroy(stream.errored ?? new Error('the body stream was closed before it was sent'));
+          return;
+        }
+        // Piped by hand so that a refusal can stop it and leave the stream as it is.
+        const onData = (chunk: Buffer) => {
+          if (!req.write(chunk)) stream.pause();
+        };
+        const onDrain = () => stream.resume();
+        const onEnd = () => req.end();
+        stream.on('data', onData);
+        stream.once('end', onEnd);
+        req.on('drain', onDrain);
+        detach.push(() => {
+          stream.off('data', onData);
+          stream.off('end', onEnd);
+          req.off('drain', onDrain);
+          stream.pause();
+        });
+        stream.resume();
+      };
+      if (request.expectContinue) {
+        req.once('continue', startBody);
+        continueTimer = setTimeout(startBody, CONTINUE_TIMEOUT_MS);
+        req.flushHeaders();
+      } else {
+        startBody();
+      }
     });
   }
 
@@ -178,6 +263,8 @@ export class HttpTransport {
       const response = await this.send(current);
       const location = response.headers.location;
       if (![301, 302, 303, 307, 308].includes(response.status) || location === undefined) return response;
+      // A stream body cannot be sent twice: the caller sees the redirect.
+      if (isStream(current.body)) return response;
       response.body.resume();
       if (hop >= this.maxRedirects) {
         throw new BallastError(
@@ -196,6 +283,7 @@ export class HttpTransport {
       const body = response.status === 303 ? undefined : current.body;
       current = { method, url: next, headers, signal: request.signal };
       if (body !== undefined) current.body = body;
+      if (request.contentLength !== undefined) current.contentLength = request.contentLength;
     }
   }
 
