@@ -744,6 +744,7 @@ export class RegistryClient {
       path: `/v2/${repository}/manifests/${reference}`,
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
       scopes: [repositoryScope(repository, options.actions ?? ['pull'])],
+      refreshRefusedToken: options.actions?.includes('push') === true,
       signal: options.signal,
     });
     response.body.resume();
@@ -996,6 +997,7 @@ export class RegistryClient {
       method: 'HEAD',
       path: `/v2/${repository}/blobs/${digest}`,
       scopes: [repositoryScope(repository, options.actions ?? ['pull'])],
+      refreshRefusedToken: options.actions?.includes('push') === true,
       signal: options.signal,
     });
     response.body.resume();
