@@ -20,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { ballast, type CliResult } from './cli.js';
 import { CACHE_DIR, type DockerDaemon, startDocker, withLock } from './docker.js';
 import { debianFixture, pseudoRandom, run } from './fixtures.js';
 import { type WriterEntry, writeTar } from './tar-writer.js';
@@ -438,4 +439,220 @@ export function badInputs(): Promise<BadInputs> {
       throw error;
     });
   return badPromise;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Oracles: what the image itself says, from a container of it (`docker run --network none`)
+
+/** One regular file listed in a dpkg `.list`, as `stat` sees it inside the container. */
+export interface ListedFile {
+  pkg: string;
+  inode: string;
+  links: number;
+  size: number;
+  path: string;
+}
+
+export interface ImageOracle {
+  /** Regular files of every installed package's list, packages in /var/lib/dpkg/status order. */
+  listed: ListedFile[];
+  /** `dpkg-query -W -f '${Package} ${Essential} ${Priority}'`. */
+  query: Map<string, { essential: boolean; priority: string }>;
+  /** Regular files below each directory: `find DIR -type f` with inode, link count and size. */
+  trees: Map<string, { inode: string; links: number; size: number; path: string }[]>;
+}
+
+/**
+ * The status stanzas of installed packages in file order (awk paragraph mode), their list file
+ * (`<pkg>:<arch>.list`, else `<pkg>.list`), and `stat` of every listed path: `%F` says whether the
+ * path (directories resolved, the last component not followed) is a regular file.
+ */
+const ORACLE_SCRIPT = `
+set -e
+echo '#dpkg'
+awk 'BEGIN { RS = ""; FS = "\\n" }
+  { p = ""; a = ""; s = ""
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /^Package: /) p = substr($i, 10)
+      else if ($i ~ /^Architecture: /) a = substr($i, 15)
+      else if ($i ~ /^Status: /) s = substr($i, 9)
+    }
+    if (s ~ / installed$/) print p, a }' /var/lib/dpkg/status |
+while read -r p a; do
+  l=/var/lib/dpkg/info/$p:$a.list
+  [ -f "$l" ] || l=/var/lib/dpkg/info/$p.list
+  [ -f "$l" ] || continue
+  tr '\\n' '\\0' < "$l" | xargs -0 stat -c "$p|%F|%d:%i|%h|%s|%n" 2>/dev/null || true
+done
+echo '#query'
+dpkg-query -W -f '\${Package} \${Essential} \${Priority}\\n'
+for d in "$@"; do
+  echo "#tree $d"
+  [ -d "$d" ] && find "$d" -type f -printf '%D:%i|%n|%s|%p\\n'
+done
+echo '#end'
+`;
+
+export async function imageOracle(
+  daemon: DockerDaemon,
+  image: string,
+  trees: string[],
+): Promise<ImageOracle> {
+  const out = await daemon.docker([
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '--entrypoint',
+    '/bin/sh',
+    image,
+    '-c',
+    ORACLE_SCRIPT,
+    'oracle',
+    ...trees,
+  ]);
+  const oracle: ImageOracle = { listed: [], query: new Map(), trees: new Map() };
+  let section = '';
+  let tree: { inode: string; links: number; size: number; path: string }[] = [];
+  for (const line of out.split('\n')) {
+    if (line.startsWith('#')) {
+      section = line.split(' ')[0]!;
+      if (section === '#tree') {
+        tree = [];
+        oracle.trees.set(line.slice(6), tree);
+      }
+      continue;
+    }
+    if (line === '') continue;
+    if (section === '#dpkg') {
+      const [pkg, type, inode, links, size, ...path] = line.split('|');
+      if (type !== 'regular file' && type !== 'regular empty file') continue;
+      oracle.listed.push({
+        pkg: pkg!,
+        inode: inode!,
+        links: Number(links),
+        size: Number(size),
+        path: path.join('|'),
+      });
+    } else if (section === '#query') {
+      const [name, essential, priority] = line.split(' ');
+      oracle.query.set(name!, { essential: essential === 'yes', priority: priority ?? '' });
+    } else if (section === '#tree') {
+      const [inode, links, size, ...path] = line.split('|');
+      tree.push({ inode: inode!, links: Number(links), size: Number(size), path: path.join('|') });
+    }
+  }
+  if (section !== '#end') throw new Error(`the oracle script stopped early:\n${out.slice(-2000)}`);
+  return oracle;
+}
+
+/**
+ * Bytes per package by ballast's rule (docs/analyze.md): a file counts for the first package that
+ * lists it, in status order; a physical file (inode) counts once, however many listed paths reach it.
+ * `hardlinked` names packages with a file of several hard links: the tar stores one of its paths as
+ * the regular file and the others as links (0 bytes), so which path carries the bytes depends on the
+ * archive's order, and such packages are compared separately.
+ */
+export function oraclePackageBytes(oracle: ImageOracle): {
+  bytes: Map<string, number>;
+  shared: Set<string>;
+  hardlinked: Set<string>;
+  sharedFiles: number;
+} {
+  const owner = new Map<string, string>();
+  const bytes = new Map<string, number>();
+  const shared = new Set<string>();
+  const hardlinked = new Set<string>();
+  let sharedFiles = 0;
+  for (const file of oracle.listed) {
+    if (!bytes.has(file.pkg)) bytes.set(file.pkg, 0);
+    if (file.links > 1) hardlinked.add(file.pkg);
+    const first = owner.get(file.inode);
+    if (first === undefined) {
+      owner.set(file.inode, file.pkg);
+      bytes.set(file.pkg, bytes.get(file.pkg)! + file.size);
+    } else if (first !== file.pkg) {
+      sharedFiles++;
+      shared.add(first);
+      shared.add(file.pkg);
+    }
+  }
+  return { bytes, shared, hardlinked, sharedFiles };
+}
+
+/** Visible bytes below a directory as `find -type f` shows them, each inode once. */
+export function treeBytes(oracle: ImageOracle, dir: string): number {
+  const seen = new Set<string>();
+  let sum = 0;
+  for (const file of oracle.trees.get(dir) ?? []) {
+    if (seen.has(file.inode)) continue;
+    seen.add(file.inode);
+    sum += file.size;
+  }
+  return sum;
+}
+
+export interface DockerHistoryRow {
+  CreatedBy: string;
+  Size: string;
+}
+
+/** `docker history` sizes of the layers that are not empty, bottom first (empty_layer from the config). */
+export async function dockerLayerSizes(daemon: DockerDaemon, image: BuiltImage): Promise<number[]> {
+  const out = await daemon.docker([
+    'history',
+    '--no-trunc',
+    '--human=false',
+    '--format',
+    '{{json .}}',
+    image.name,
+  ]);
+  const rows = out
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as DockerHistoryRow)
+    .reverse();
+  const config = JSON.parse(
+    (await run('skopeo', ['inspect', '--config', `docker-archive:${image.archive}`])) as string,
+  ) as { history: { empty_layer?: boolean }[] };
+  if (config.history.length !== rows.length)
+    throw new Error('docker history and the config history differ in length');
+  return rows.filter((_, i) => !config.history[i]!.empty_layer).map((row) => Number(row.Size));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI's JSON
+
+/** `ballast analyze --format json REF ...args`; asserts nothing, returns the result and the parsed report. */
+export async function analyzeJson(
+  reference: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  // biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field by the tests
+): Promise<{ result: CliResult; report: any }> {
+  const result = await ballast(['analyze', '--format', 'json', ...args, reference], { env });
+  let report: unknown;
+  try {
+    report = JSON.parse(result.stdout);
+  } catch {
+    report = undefined;
+  }
+  return { result, report };
+}
+
+/** `ballast files --format json REF ...args`. */
+export async function filesJson(
+  reference: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+): Promise<{ result: CliResult; view: any }> {
+  const result = await ballast(['files', '--format', 'json', ...args, reference], { env });
+  let view: unknown;
+  try {
+    view = JSON.parse(result.stdout);
+  } catch {
+    view = undefined;
+  }
+  return { result, view };
 }
