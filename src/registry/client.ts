@@ -1069,13 +1069,16 @@ export class RegistryClient {
     throw await this.pushFailure(response, what, repository);
   }
 
-  /** Drops an upload session; best effort (sessions the registry forgets expire anyway). */
+  /**
+   * Drops an upload session; best effort (sessions the registry forgets expire anyway). DELETE needs
+   * the `delete` action (distribution), so its token is a separate one and the push token is kept.
+   */
   async cancelUpload(session: UploadSession): Promise<void> {
     try {
       const response = await this.request({
         method: 'DELETE',
         path: session.location.href,
-        scopes: this.pushScopes(session.repository),
+        scopes: [repositoryScope(session.repository, ['delete'])],
       });
       response.body.resume();
     } catch {
@@ -1111,8 +1114,11 @@ export class RegistryClient {
         else await this.uploadWhole(session, descriptor, stream, signal);
         return { chunked, attempts: attempt };
       } catch (error) {
-        void this.cancelUpload(session);
-        if (!(error instanceof UploadRetry)) throw error;
+        if (!(error instanceof UploadRetry)) {
+          // Leave no half-written session behind (a digest mismatch); a retry just starts another.
+          void this.cancelUpload(session);
+          throw error;
+        }
         const delay = error.delayMs ?? backoffDelay(attempt - 1, this.retry);
         if (attempt >= this.retry.attempts || waited + delay > this.retry.maxTotalWaitMs) throw error.error;
         waited += delay;

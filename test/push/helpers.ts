@@ -35,7 +35,13 @@ export async function copyTo(from: string, to: string, args: CopyArgs = {}): Pro
   });
   const events: CopyEvent[] = [];
   try {
-    const result = await copyImage(source, destination, { ...args.copy, onEvent: (e) => events.push(e) });
+    const result = await copyImage(source, destination, {
+      ...args.copy,
+      onEvent: (e) => {
+        events.push(e);
+        args.copy?.onEvent?.(e);
+      },
+    });
     return { result, events, mounted: destination.mounted };
   } finally {
     await destination.close();
