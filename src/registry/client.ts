@@ -17,6 +17,8 @@ import { backoffDelay, parseRetryAfter, type RetryPolicy, retryPolicy, sleep } f
 export interface RegistryClientOptions {
   /** `user:password`. */
   creds?: string | undefined;
+  /** Credentials to use as they are, instead of looking them up (what `login` checks). */
+  credentials?: Credentials | undefined;
   authFile?: string | undefined;
   /** true, or the registries (`host[:port]`) where TLS may be skipped or left unverified. */
   insecure?: boolean | string[] | undefined;
@@ -317,7 +319,8 @@ export class RegistryClient {
     this.auth = new Authenticator({
       registry,
       fetch: (request) => this.sendWithRetries({ ...request, path: request.url.href, scopes: [] }, false),
-      credentials: () =>
+      credentials: async () =>
+        options.credentials ??
         findCredentials(registry, {
           creds: options.creds,
           authFile: options.authFile,
@@ -578,6 +581,16 @@ export class RegistryClient {
       redact(message, [credentials.password, credentials.identityToken, credentials.registryToken]),
       { hint: 'check the user name and password, or log in again' },
     );
+  }
+
+  /**
+   * Checks the credentials against the registry, as `docker login` does: `GET /v2/` answered through
+   * its challenge (a token request with the credentials for Bearer, the Basic header otherwise).
+   */
+  async verifyCredentials(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const response = await this.request({ method: 'GET', path: '/v2/', scopes: [], signal: options.signal });
+    if (response.status !== 200) throw await this.failure(response, `the API root of ${this.registry}`);
+    response.body.resume();
   }
 
   /** Sends an authenticated request with retries; the response may have any status. */

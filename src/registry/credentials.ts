@@ -333,3 +333,72 @@ export async function storeCredentials(
   await rename(temp, file);
   return typeof helper === 'string' && helper !== '' ? `credential helper docker-credential-${helper}` : file;
 }
+
+/**
+ * The registry a user names to `login`/`logout` as ballast keys it: `https://index.docker.io/v1/`,
+ * `index.docker.io` and `registry-1.docker.io` are `docker.io`; a scheme and path are dropped.
+ */
+export function loginRegistryName(input: string): string {
+  const host = authKeyHost(input.trim());
+  if (host === '') {
+    throw new BallastError('USAGE', `"${input}" is not a registry name`, {
+      hint: 'name a registry host, e.g. ghcr.io or 127.0.0.1:5000',
+      exitCode: 2,
+    });
+  }
+  return isDockerHub(host) ? 'docker.io' : host;
+}
+
+/** The file `login` writes to: `--authfile`, then `REGISTRY_AUTH_FILE` (as skopeo does), then docker's. */
+export function loginAuthFile(authFile: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return authFile ?? (env.REGISTRY_AUTH_FILE || dockerConfigPath(env));
+}
+
+/**
+ * Removes stored credentials as `docker logout` does: `erase` through the registry's helper or the
+ * credsStore, and the `auths` entry under any spelling of the registry. `removed` is false when
+ * there was nothing to remove.
+ */
+export async function eraseCredentials(
+  registry: string,
+  options: StoreOptions = {},
+): Promise<{ removed: boolean; where: string }> {
+  const env = options.env ?? process.env;
+  const file = options.authFile ?? dockerConfigPath(env);
+  const config = await readConfig(file, false);
+  if (config === undefined) return { removed: false, where: file };
+  let removed = false;
+  let where = file;
+  const helper = matchKey(config.credHelpers, registry) ?? config.credsStore;
+  if (typeof helper === 'string' && helper !== '') {
+    where = `credential helper docker-credential-${helper}`;
+    const result = await runHelper(helper, 'erase', serverUrlFor(registry), env);
+    if (result.code === 0) removed = true;
+    else if (!/not found/i.test(`${result.stdout} ${result.stderr}`)) {
+      throw new BallastError(
+        'CREDENTIALS',
+        `the credential helper docker-credential-${helper} could not erase the credentials for ${registry}: ${redact(
+          `${result.stdout} ${result.stderr}`.trim(),
+        ).slice(0, 300)}`,
+      );
+    }
+  }
+  const auths: Record<string, AuthEntry> = { ...config.auths };
+  const wanted = authKeyHost(serverUrlFor(registry));
+  let changed = false;
+  for (const key of Object.keys(auths)) {
+    const host = authKeyHost(key);
+    if (host === wanted || (isDockerHub(registry) && DOCKER_HUB_HOSTS.has(host))) {
+      delete auths[key];
+      changed = true;
+    }
+  }
+  if (changed) {
+    if (where === file) removed = true;
+    config.auths = auths;
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
+    await rename(temp, file);
+  }
+  return { removed, where };
+}
