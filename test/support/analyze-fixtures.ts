@@ -326,7 +326,18 @@ export interface BadInputs {
   /** A legacy docker-archive whose second layer.tar ends in the middle of a file body. */
   truncatedArchive: { reference: string; layer: number };
   /** Layer 1 holds entries whose paths climb out of the root with `..`, and a good file. */
-  escaping: { reference: string; layer: number; escapingPaths: string[]; goodPath: string; goodSize: number };
+  escaping: {
+    reference: string;
+    layer: number;
+    /** Entries whose own path climbs out (`path-escapes`). */
+    escapingPaths: string[];
+    /** A hard link whose target climbs out (`link-escapes`). */
+    escapingLink: { path: string; target: string };
+    /** A symlink pointing out of the root, and a 700-byte file written "below" it. */
+    symlink: { path: string; target: string; below: string; belowSize: number };
+    goodPath: string;
+    goodSize: number;
+  };
 }
 
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -383,6 +394,11 @@ export function badInputs(): Promise<BadInputs> {
       { path: escapingPaths[0]!, body: pseudoRandom('esc-1', 3000) },
       { path: escapingPaths[1]!, body: pseudoRandom('esc-2', 5000) },
       { path: 'opt/good.txt', body: pseudoRandom('esc-good', goodSize) },
+      // A hard link to a file outside the root, and a symlink out of it with an entry "below" it:
+      // an extractor that followed the link would write outside.
+      { path: 'opt/shadow', type: 'hardlink', linkname: '../../etc/shadow' },
+      { path: 'opt/up', type: 'symlink', linkname: '../../../../tmp' },
+      { path: 'opt/up/evil.txt', body: pseudoRandom('esc-3', 700) },
     ]);
     await writeLayout(join(dir, 'escaping'), 'bad', [
       layer(base, baseGz, 'base'),
@@ -430,6 +446,8 @@ export function badInputs(): Promise<BadInputs> {
         reference: `oci:${join(dir, 'escaping')}:bad`,
         layer: 1,
         escapingPaths: meta.escapingPaths,
+        escapingLink: { path: 'opt/shadow', target: '../../etc/shadow' },
+        symlink: { path: 'opt/up', target: '../../../../tmp', below: 'opt/up/evil.txt', belowSize: 700 },
         goodPath: 'opt/good.txt',
         goodSize: meta.goodSize,
       },
