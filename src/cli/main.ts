@@ -25,6 +25,8 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: () => import('./files.js'),
   },
   copy: { summary: 'Copy an image exactly, digests kept', load: () => import('./copy.js') },
+  login: { summary: 'Log in to a registry (stored as docker does)', load: () => import('./login.js') },
+  logout: { summary: 'Remove stored registry credentials', load: () => import('./logout.js') },
   sync: { summary: 'Publish images to several registries from one file', load: () => import('./sync.js') },
 };
 

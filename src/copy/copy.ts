@@ -3,7 +3,7 @@
  * (the manifest bytes, and so the digest, are kept whenever the destination takes the media type);
  * blobs first with bounded concurrency, then child manifests, then the top-level one, then commit.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { BallastError } from '../errors.js';
 import { type Descriptor, sha256, verifyBytes } from '../image/digest.js';
 import { type ImageIndex, type ImageManifest, parseManifest } from '../image/manifest.js';
@@ -282,18 +282,34 @@ export async function copyImage(
         return;
       }
       emit({ type: 'blob-start', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
-      const stream = await source.getBlob(blob, { signal: controller.signal });
-      const counter = new Counter((bytes) =>
-        emit({ type: 'blob-progress', digest: blob.digest, bytes, size: blob.size }),
-      );
-      // A failed source stream must fail the counter too, or the destination would wait for ever.
-      stream.once('error', (error) => counter.destroy(error));
-      stream.pipe(counter);
+      const opened: Readable[] = [];
+      const counted = async (): Promise<Counter> => {
+        const stream = await source.getBlob(blob, { signal: controller.signal });
+        opened.push(stream);
+        const counter = new Counter((bytes) =>
+          emit({ type: 'blob-progress', digest: blob.digest, bytes, size: blob.size }),
+        );
+        // A failed source stream must fail the counter too, or the destination would wait for ever.
+        stream.once('error', (error) => counter.destroy(error));
+        stream.pipe(counter);
+        return counter;
+      };
+      // An upload that must start over (a connection dropped mid-PUT) reads the blob again; the
+      // bytes counted are those of the attempt that succeeded.
+      let counter = await counted();
       try {
-        await destination.putBlob(blob, counter, { signal: controller.signal });
+        await destination.putBlob(blob, counter, {
+          signal: controller.signal,
+          reopen: async () => {
+            counter = await counted();
+            return counter;
+          },
+        });
       } finally {
-        stream.unpipe(counter);
-        if (!stream.destroyed) stream.destroy();
+        for (const stream of opened) {
+          stream.unpipe();
+          if (!stream.destroyed) stream.destroy();
+        }
       }
       stats.blobsCopied++;
       stats.bytesCopied += counter.bytes;

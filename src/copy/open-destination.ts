@@ -17,11 +17,10 @@ export async function openDestination(
       const { DockerArchiveDestination } = await import('./docker-archive-destination.js');
       return DockerArchiveDestination.open(ref, options);
     }
-    case 'docker':
-      throw new BallastError('USAGE', `copying to a registry (${ref.input}) is not available yet`, {
-        exitCode: 2,
-        hint: 'copy to oci:PATH or docker-archive:PATH for now',
-      });
+    case 'docker': {
+      const { RegistryDestination } = await import('./registry-destination.js');
+      return RegistryDestination.open(ref, options);
+    }
     case 'docker-daemon':
       throw new BallastError('USAGE', `ballast does not write into the Docker daemon (${ref.input})`, {
         exitCode: 2,

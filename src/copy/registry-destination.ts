@@ -31,14 +31,8 @@ export interface RegistryDestinationOptions extends DestinationOptions {
   chunked?: boolean;
 }
 
-export interface RegistryPutBlobOptions extends PutBlobOptions {
-  /**
-   * A new stream of the same blob from its first byte, for an upload that must start over after part
-   * of the first stream was sent (a connection dropped mid-PUT). The copy engine should pass
-   * `() => source.getBlob(descriptor, { signal })`.
-   */
-  reopen?: () => Promise<Readable>;
-}
+/** The engine passes `reopen`; without it the blob is read again from the source seen by mountBlob. */
+export type RegistryPutBlobOptions = PutBlobOptions;
 
 const ACTIONS = ['pull', 'push'] as const;
 

@@ -10,6 +10,11 @@ export interface PutBlobOptions {
   /** Bytes written so far, for progress. */
   onProgress?: (progress: BlobProgress) => void;
   signal?: AbortSignal;
+  /**
+   * A new stream of the same blob from its first byte, for an upload that must start over after part
+   * of the stream was sent (a connection dropped mid-PUT).
+   */
+  reopen?: () => Promise<Readable>;
 }
 
 export interface PutManifestOptions {

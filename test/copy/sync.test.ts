@@ -228,7 +228,7 @@ describe('syncImages over OCI layouts', () => {
 });
 
 describe('openDestination', () => {
-  test('opens OCI layouts and archives, and refuses what it cannot write yet', async () => {
+  test('opens OCI layouts, archives and registries, and refuses the Docker daemon', async () => {
     const { openDestination } = await import('../../src/copy/open-destination.js');
     const dir = await mkdtemp(join(tmpdir(), 'ballast-open-dest-'));
     try {
@@ -238,12 +238,13 @@ describe('openDestination', () => {
       const archive = await openDestination(`docker-archive:${join(dir, 'a.tar')}`);
       assert.equal(archive.maxConcurrentBlobs, 1);
       await archive.close();
-      for (const ref of ['docker-daemon:x:1', '127.0.0.1:5000/x:1']) {
-        await assert.rejects(
-          openDestination(ref),
-          (error: unknown) => BallastError.is(error) && error.exitCode === 2,
-        );
-      }
+      const registry = await openDestination('127.0.0.1:5000/x:1');
+      assert.ok(registry.accepts('application/vnd.docker.distribution.manifest.list.v2+json'));
+      await registry.close();
+      await assert.rejects(
+        openDestination('docker-daemon:x:1'),
+        (error: unknown) => BallastError.is(error) && error.exitCode === 2 && /docker load/.test(error.hint ?? ''),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
