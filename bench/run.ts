@@ -98,7 +98,10 @@ async function main(): Promise<void> {
     const script = join(ROOT, 'dist', 'bench', `${name}.js`);
     if (!existsSync(script)) continue;
     process.stderr.write(`bench: ${name}...\n`);
-    const result = spawnSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const result = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     if (result.status !== 0) throw new Error(`bench/${name} failed`);
     sections.push(result.stdout.trim());
   }

@@ -3,6 +3,7 @@
  * listed are internal and may change.
  */
 
+export * from './analysis/index.js';
 export { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy/copy.js';
 export { openDestination } from './copy/open-destination.js';
 export {
@@ -37,6 +38,12 @@ export {
   parsePlatform,
   selectPlatform,
 } from './image/platform.js';
+export {
+  type AnalyzedImage,
+  type AnalyzeOptions,
+  analyzeImage,
+  type LayerIssue,
+} from './inspect/analyze.js';
 export { type HistoryRow, imageHistory } from './inspect/history.js';
 export {
   type InspectLayer,
@@ -82,10 +89,3 @@ export type {
   StoredManifest,
 } from './sources/types.js';
 export { humanSize, parseSize } from './util/size.js';
-export * from './analysis/index.js';
-export {
-  type AnalyzedImage,
-  type AnalyzeOptions,
-  analyzeImage,
-  type LayerIssue,
-} from './inspect/analyze.js';

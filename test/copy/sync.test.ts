@@ -243,7 +243,8 @@ describe('openDestination', () => {
       await registry.close();
       await assert.rejects(
         openDestination('docker-daemon:x:1'),
-        (error: unknown) => BallastError.is(error) && error.exitCode === 2 && /docker load/.test(error.hint ?? ''),
+        (error: unknown) =>
+          BallastError.is(error) && error.exitCode === 2 && /docker load/.test(error.hint ?? ''),
       );
     } finally {
       await rm(dir, { recursive: true, force: true });
