@@ -23,6 +23,7 @@ const HELP = [
   '',
   '  --no-trunc          do not shorten CREATED BY',
   '  --format FORMAT     table (default) or json',
+  '  --verify            hash archive layers instead of seeking over their file bodies',
   ...SOURCE_HELP,
   '',
   'Example: ballast history oci:./build/layout:app --format json',
@@ -38,6 +39,7 @@ export async function run(args: string[], context: CommandContext): Promise<void
   const { values, positionals } = parseCommand(args, {
     ...SOURCE_FLAGS,
     'no-trunc': { type: 'boolean' },
+    verify: { type: 'boolean' },
     format: { type: 'string' },
   });
   if (values.help) {
@@ -49,7 +51,7 @@ export async function run(args: string[], context: CommandContext): Promise<void
   const source = await openSource(positionals[0]!, sourceOptions(values, context));
   try {
     const image = await resolveImage(source, values.platform);
-    const rows = await imageHistory(image);
+    const rows = await imageHistory(image, { verify: values.verify === true });
     if (format === 'json') {
       writeJson(context, rows);
       return;

@@ -25,6 +25,7 @@ const HELP = [
   '',
   '  --exact            measure the uncompressed size (streams every layer)',
   '  --format FORMAT    table (default) or json',
+  '  --verify           with --exact: hash archive layers instead of seeking over their file bodies',
   ...SOURCE_HELP,
   '',
   'Example: ballast sizes alpine:3.20 debian:bookworm-slim ubuntu:24.04 --exact',
@@ -34,6 +35,7 @@ export async function run(args: string[], context: CommandContext): Promise<void
   const { values, positionals } = parseCommand(args, {
     ...SOURCE_FLAGS,
     exact: { type: 'boolean' },
+    verify: { type: 'boolean' },
     format: { type: 'string' },
   });
   if (values.help) {
@@ -46,6 +48,7 @@ export async function run(args: string[], context: CommandContext): Promise<void
   const results = await compareSizes(positionals, {
     ...sourceOptions(values, context),
     exact: values.exact === true,
+    verify: values.verify === true,
   });
   const rows: SizeRow[] = [];
   const failures: BallastError[] = [];

@@ -7,6 +7,11 @@ import { mapLimit } from '../util/concurrency.js';
 export interface LayerSizeOptions {
   /** Layers measured at once (each uses a core for decompression). */
   concurrency?: number;
+  /**
+   * Stream and hash every layer even where the source could seek over file bodies (a docker-archive's
+   * uncompressed layer.tar): slower, but every byte is checked against the diff ID.
+   */
+  verify?: boolean;
   /** Called when a layer starts streaming and as its bytes arrive. */
   onProgress?: (layer: number, progress: Parameters<NonNullable<BlobOptions['onProgress']>>[0]) => void;
 }
@@ -26,7 +31,7 @@ export async function layerFileBytes(
     const diffId = diffIds[index];
     const size = diffId === undefined ? undefined : known.get(diffId);
     if (size !== undefined) return size;
-    if (diffId !== undefined && source.layerFileRange) {
+    if (!options.verify && diffId !== undefined && source.layerFileRange) {
       const range = await source.layerFileRange(diffId);
       if (range) return (await measureLayerFile(range.path, range.offset, range.length)).fileBytes;
     }

@@ -25,6 +25,8 @@ export interface SizesOptions extends SourceOptions {
   exact?: boolean;
   /** Images worked on at once. */
   concurrency?: number;
+  /** Hash archive layers rather than seek over them (see LayerSizeOptions.verify). */
+  verify?: boolean;
 }
 
 export type SizeResult = { ok: true; row: SizeRow } | { ok: false; reference: string; error: unknown };
@@ -39,7 +41,9 @@ export async function imageSize(
   try {
     const image = await resolveImage(source, options.platform);
     const { config, manifest } = image;
-    const sizes = options.exact ? await layerFileBytes(image) : undefined;
+    const sizes = options.exact
+      ? await layerFileBytes(image, { verify: options.verify === true })
+      : undefined;
     return {
       reference: ref.input,
       digest: image.topLevel.digest,
