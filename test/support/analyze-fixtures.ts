@@ -674,3 +674,65 @@ export async function filesJson(
   }
   return { result, view };
 }
+
+/** Files the Docker daemon adds to every container, which `docker export` shows in place of the image's. */
+export const CONTAINER_FILES = [
+  '.dockerenv',
+  'etc/hostname',
+  'etc/hosts',
+  'etc/resolv.conf',
+  'etc/mtab',
+  'dev/console',
+];
+
+/**
+ * The merged filesystem as the daemon itself builds it: `docker create` then `docker export`, listed by
+ * GNU tar. Regular files with their sizes (hard links, which tar lists as `h`, are not files of their
+ * own), and the count of non-directory entries; the daemon's own files are left out.
+ */
+export async function exportedFiles(
+  daemon: DockerDaemon,
+  image: string,
+): Promise<{ files: Map<string, number>; nonDirs: number }> {
+  const id = (await daemon.docker(['create', '--network', 'none', image])).trim();
+  try {
+    const { spawn } = await import('node:child_process');
+    const listing = await new Promise<string>((done, fail) => {
+      const exporter = spawn('docker', ['export', id], {
+        env: daemon.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const tar = spawn('tar', ['-tv', '--numeric-owner', '--quoting-style=literal', '-f', '-'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      exporter.stdout.pipe(tar.stdin);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      tar.stdout.on('data', (c: Buffer) => out.push(c));
+      tar.stderr.on('data', (c: Buffer) => err.push(c));
+      exporter.stderr.on('data', (c: Buffer) => err.push(c));
+      tar.on('close', (code) => {
+        if (code === 0) done(Buffer.concat(out).toString('utf8'));
+        else fail(new Error(`docker export | tar -tv failed: ${Buffer.concat(err).toString()}`));
+      });
+      exporter.on('error', fail);
+      tar.on('error', fail);
+    });
+    const files = new Map<string, number>();
+    let nonDirs = 0;
+    for (const line of listing.split('\n')) {
+      const match = /^(\S)\S*\s+\S+\s+(\S+)\s+\S+\s+\S+\s+(.*)$/.exec(line);
+      if (!match) continue;
+      const [, type, size, rest] = match as unknown as [string, string, string, string];
+      let path = type === 'l' ? rest.slice(0, rest.indexOf(' -> ')) : rest;
+      if (type === 'h') path = rest.slice(0, rest.indexOf(' link to '));
+      path = path.replace(/^\.?\//, '').replace(/\/$/, '');
+      if (type === 'd' || CONTAINER_FILES.includes(path)) continue;
+      nonDirs++;
+      if (type === '-') files.set(path, Number(size));
+    }
+    return { files, nonDirs };
+  } finally {
+    await daemon.docker(['rm', id]).catch(() => '');
+  }
+}
