@@ -304,9 +304,9 @@ export class LayerMerger {
       let kind = K_ADDED;
       if (alive && oldType === T_DIR) kind = K_MERGED;
       else if (alive) {
-        // A directory over a file: the file is replaced.
+        // A directory over a file: the file is replaced (a removal only if a lower layer wrote it).
         this.dropContent(stats, node, W_OVERWRITTEN);
-        stats.filesRemoved++;
+        if (firstTouch) stats.filesRemoved++;
         kind = K_CHANGED;
       }
       tree.type[node] = T_DIR;
@@ -396,10 +396,11 @@ export class LayerMerger {
         continue;
       }
       if (alive) {
-        // A file in the way of a directory this layer writes into: replaced.
+        // A file in the way of a directory this layer writes into: replaced (a removal only if a
+        // lower layer wrote it).
         this.opWaste = 0;
         this.dropContent(stats, n, W_OVERWRITTEN);
-        stats.filesRemoved++;
+        if (tree.touched[n] !== this.mark) stats.filesRemoved++;
         tree.linkTargets.delete(n);
         this.invalidateCache();
       }
@@ -482,7 +483,8 @@ export class LayerMerger {
       const n = stack.pop() ?? 0;
       if (!tree.isAlive(n)) continue;
       if (tree.type[n] === T_DIR) tree.forEachChild(n, (child) => stack.push(child));
-      else removed++;
+      // filesRemoved counts paths of lower layers; what this layer wrote itself is its own waste.
+      else if (tree.touched[n] !== this.mark) removed++;
       this.dropContent(stats, n, 0);
       tree.flags[n] = 0;
       if (tree.type[n] === T_SYMLINK) tree.linkTargets.delete(n);
