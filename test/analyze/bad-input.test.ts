@@ -96,6 +96,13 @@ describe('entries that climb out of the root', () => {
     assert.equal(layer.finalBytes, layer.fileBytes);
   });
 
+  test('the symlink this layer wrote and then turned into a directory is not a removal', async () => {
+    const { report } = await analyzeJson(bad.escaping.reference);
+    const layer = report.layers[bad.escaping.layer];
+    assert.equal(layer.filesRemoved, 0);
+    assert.equal(layer.wastesBytes, 0);
+  });
+
   test('the text report lists them under Warnings as not followed', async () => {
     const result = await ballast(['analyze', bad.escaping.reference]);
     assert.equal(result.code, 0, result.stderr);

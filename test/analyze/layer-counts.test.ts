@@ -71,8 +71,7 @@ describe('filesRemoved and waste when a layer replaces what it wrote itself', ()
     assert.equal(l.wastesOwnBytes, 100);
     assert.equal(l.wastesBytes, 0);
     assert.equal(r.overwrittenBytes, 100);
-    // BUG (src/analysis/merge.ts, ensureDir): `stats.filesRemoved++` for any live file in the way,
-    // including one this layer wrote. Reports 1.
+    // Reported 1 before a15c7c5 (merge.ts ensureDir counted a file this layer wrote as removed).
     assert.equal(l.filesRemoved, 0, 'x was written by this layer, not a lower one');
   });
 
@@ -86,7 +85,7 @@ describe('filesRemoved and waste when a layer replaces what it wrote itself', ()
     ]);
     const l = r.layers[1];
     assert.equal(l.wastesOwnBytes, 100);
-    // BUG (merge.ts, add(), the "directory over a file" branch): filesRemoved++ unconditionally. Reports 1.
+    // Reported 1 before a15c7c5 (merge.ts add(), the "directory over a file" branch).
     assert.equal(l.filesRemoved, 0);
   });
 
@@ -102,7 +101,7 @@ describe('filesRemoved and waste when a layer replaces what it wrote itself', ()
     const l = r.layers[1];
     assert.equal(r.deletedBytes, 50);
     assert.equal(l.wastesOwnBytes, 50);
-    // BUG (merge.ts, add(): killBelow counts every live non-directory below, own ones included). Reports 1.
+    // Reported 1 before a15c7c5 (merge.ts add(): killBelow counted own-layer files below).
     assert.equal(l.filesRemoved, 0);
   });
 
