@@ -67,7 +67,9 @@ export function filesView(analysis: ImageAnalysis, options: FilesOptions = {}): 
       `no layer ${options.layer}: the image has layers 0 to ${analysis.merger.layers.length - 1}`,
     );
   }
-  const base = path === '' ? 0 : tree.find(path);
+  // Through the final filesystem's symlinks where the path still exists; literally where it is gone.
+  const resolved = path === '' ? 0 : tree.resolve(path, true);
+  const base = resolved >= 0 ? resolved : tree.find(path);
   if (base < 0) throw new BallastError('NOT_FOUND', `layer ${options.layer} has nothing under /${path}`);
   const m = analysis.merger;
   const start = m.logStart[position] ?? 0;
@@ -126,7 +128,8 @@ export function filesView(analysis: ImageAnalysis, options: FilesOptions = {}): 
 
 function finalView(analysis: ImageAnalysis, path: string, depth: number, limit: number): FilesView {
   const tree = analysis.merger.tree;
-  const base = path === '' ? 0 : tree.resolve(path);
+  // A symlinked directory (merged /usr: /lib -> usr/lib) is listed as its target.
+  const base = path === '' ? 0 : tree.resolve(path, true);
   if (base < 0) throw new BallastError('NOT_FOUND', `/${path} is not in the final filesystem`);
   const rows: FileRow[] = [];
   const stack: [number, number][] = [];

@@ -7,7 +7,7 @@
  * Two drivers share one header decoder: `parseTar` over a stream and `parseTarFile` over an
  * uncompressed tar at a range of a file, which reads the headers and seeks over the bodies.
  */
-import { type FileHandle, open } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BallastError } from '../errors.js';
 
@@ -687,11 +687,17 @@ export interface FileRange {
 
 /** Reads what it can near a header so that the headers of small files come in one read. */
 const WINDOW = 64 * 1024;
+/** After skipping a large body the next header is alone: read a small window there. */
+const SMALL_WINDOW = 4 * 1024;
 
-async function readFully(handle: FileHandle, into: Buffer, start: number, length: number, position: number) {
+/**
+ * Synchronous reads: a layer's headers are tens of thousands of small reads from the page cache,
+ * and a round trip through the thread pool for each costs more than the read itself.
+ */
+function readFully(fd: number, into: Buffer, start: number, length: number, position: number): number {
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(into, start + done, length - done, position + done);
+    const bytesRead = readSync(fd, into, start + done, length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
@@ -710,15 +716,15 @@ export async function parseTarFile(
   options: TarReadOptions = {},
 ): Promise<TarSummary> {
   const decoder = new HeaderDecoder(onEntry, options);
-  let handle: FileHandle;
+  let fd: number;
   try {
-    handle = await open(path, 'r');
+    fd = openSync(path, 'r');
   } catch (error) {
     throw new BallastError('IO', `cannot open ${path}: ${(error as Error).message}`, { cause: error });
   }
   try {
     const start = range.offset ?? 0;
-    const fileSize = (await handle.stat()).size;
+    const fileSize = fstatSync(fd).size;
     const length = range.length ?? fileSize - start;
     const end = start + length;
     if (start < 0 || end > fileSize) {
@@ -731,11 +737,13 @@ export async function parseTarFile(
     let windowStart = 0;
     let windowLength = 0;
     let position = start;
+    let lastSkip = 0;
     while (!decoder.ended && position < end) {
       if (end - position < BLOCK) throw truncated('a header', length);
       if (position < windowStart || position + BLOCK > windowStart + windowLength) {
         windowStart = position;
-        windowLength = await readFully(handle, window, 0, Math.min(WINDOW, end - position), position);
+        const size = lastSkip > WINDOW ? SMALL_WINDOW : WINDOW;
+        windowLength = readFully(fd, window, 0, Math.min(size, end - position), position);
         if (windowLength < BLOCK) throw truncated('a header', position - start + windowLength);
       }
       const at = position - start;
@@ -750,12 +758,13 @@ export async function parseTarFile(
           body = Buffer.from(window.subarray(dataStart - windowStart, dataStart - windowStart + size));
         } else {
           body = Buffer.allocUnsafe(size);
-          if ((await readFully(handle, body, 0, size, dataStart)) < size) {
+          if (readFully(fd, body, 0, size, dataStart) < size) {
             throw truncated('the data of an entry', length);
           }
         }
         decoder.data(body);
       }
+      lastSkip = size;
       position = dataStart + size + padding(size);
       if (position > end) {
         decoder.issue('missing-padding', 'the last entry is not padded to a whole block', length);
@@ -768,6 +777,6 @@ export async function parseTarFile(
     }
     return summary(decoder, length);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
