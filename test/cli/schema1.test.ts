@@ -69,12 +69,13 @@ test('inspect reads a schema 1 manifest from its v1Compatibility history', async
 });
 
 test('history, analyze and copy refuse it with one clear line', async () => {
-  for (const args of [
-    ['history'],
-    ['analyze'],
-    ['copy', reference.replace(':v1', ':v1'), `oci:${tmpdir()}/never`],
-  ]) {
-    const result = await ballast(args[0] === 'copy' ? args : [...args, reference]);
+  const commands = [
+    ['history', reference],
+    ['analyze', reference],
+    ['copy', reference, `oci:${tmpdir()}/never:v1`],
+  ];
+  for (const args of commands) {
+    const result = await ballast(args);
     assert.equal(result.code, 1, `${args[0]}: ${result.stderr}`);
     assert.match(oneLineError(result), /schema 1/);
   }
