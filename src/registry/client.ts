@@ -11,7 +11,14 @@ import { MANIFEST_ACCEPT, MediaType } from '../image/media-types.js';
 import type { BlobOptions, StoredManifest } from '../sources/types.js';
 import { Authenticator, describeCredentials, parseWwwAuthenticate, repositoryScope } from './auth.js';
 import { type Credentials, findCredentials } from './credentials.js';
-import { displayUrl, type HttpResponse, HttpTransport, type Method, NetworkFailure } from './http.js';
+import {
+  displayUrl,
+  type HttpResponse,
+  HttpTransport,
+  type Method,
+  NetworkFailure,
+  speaksTls,
+} from './http.js';
 import { backoffDelay, parseRetryAfter, type RetryPolicy, retryPolicy, sleep } from './retry.js';
 
 export interface RegistryClientOptions {
@@ -282,6 +289,8 @@ export class RegistryClient {
   private scheme: 'https:' | 'http:' = 'https:';
   /** Set once the registry has answered: only then is a refused connection worth retrying. */
   private answered = false;
+  /** For a registry that may speak plain HTTP: the TLS probe, run once before the first request. */
+  private probe: Promise<void> | undefined;
   private rateLimitWarned = false;
 
   constructor(registry: string, options: RegistryClientOptions = {}) {
@@ -433,6 +442,13 @@ export class RegistryClient {
       waited += ms;
       await sleep(ms, request.signal);
     };
+    if (this.allowHttp && this.scheme === 'https:') {
+      this.probe ??= speaksTls(this.apiHost).then((tls) => {
+        // Loopback and --insecure registries may speak plain HTTP: docker's fallback.
+        if (tls === false) this.scheme = 'http:';
+      });
+      await this.probe;
+    }
     for (;;) {
       const url = this.url(request.path);
       const headers: Record<string, string> = { ...request.headers };

@@ -10,8 +10,9 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { rootCertificates, connect as tlsConnect } from 'node:tls';
 import { BallastError, redact } from '../errors.js';
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -292,4 +293,34 @@ export class HttpTransport {
     this.httpsAgent.destroy();
     this.insecureAgent?.destroy();
   }
+}
+
+/**
+ * Whether `host[:port]` answers a TLS handshake: false when it speaks something else (plain HTTP),
+ * undefined when the connection fails otherwise (the real request reports that). The probe trusts no
+ * CA and verifies nothing, so it skips loading the root store (tens of milliseconds); a registry that
+ * does speak TLS is then verified by the real request as usual.
+ */
+export function speaksTls(host: string, timeoutMs = 5000): Promise<boolean | undefined> {
+  const url = new URL(`https://${host}`);
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 443),
+      ca: [],
+      rejectUnauthorized: false,
+      ...(isIP(url.hostname) ? {} : { servername: url.hostname }),
+    });
+    const done = (answer: boolean | undefined) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => done(undefined));
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      const protocol =
+        error.code === 'EPROTO' || /wrong version number|packet length too long/i.test(error.message);
+      done(protocol ? false : undefined);
+    });
+  });
 }
