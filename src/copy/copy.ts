@@ -35,6 +35,11 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** The tag to write at the destination instead of its reference's own. */
   tag?: string;
+  /**
+   * Shared by copies that run at once (a sync): a blob on its way to a destination is sent by one
+   * copy while the others wait for it and then find it there, instead of all sending it.
+   */
+  blobLocks?: Map<string, Promise<void>>;
   onEvent?: (event: CopyEvent) => void;
   signal?: AbortSignal;
 }
@@ -208,6 +213,13 @@ function aborted(signal: AbortSignal): BallastError {
     : new BallastError('IO', 'the copy was cancelled', { cause: signal.reason });
 }
 
+/** Where blobs land: a repository of a registry, a layout folder, an archive file. */
+function destinationKey(destination: ImageDestination): string {
+  const ref = destination.reference;
+  if (ref.transport === 'docker') return `docker://${ref.registry}/${ref.repository}`;
+  return ref.transport === 'docker-daemon' ? ref.input : `${ref.transport}:${ref.path}`;
+}
+
 /** Whether the destination can hold an index at all (directly or converted). */
 function acceptsIndexes(destination: ImageDestination): boolean {
   return INDEX_TYPES.some((type) => destination.accepts(type));
@@ -270,6 +282,26 @@ export async function copyImage(
 
     const stats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0 };
     const copyBlob = async (blob: Descriptor): Promise<void> => {
+      const locks = options.blobLocks;
+      if (!locks) return sendBlob(blob);
+      // Chain behind any copy sending the same blob to the same place; get and set with no await between.
+      const key = `${destinationKey(destination)}\n${blob.digest}`;
+      const previous = locks.get(key) ?? Promise.resolve();
+      let release = () => {};
+      const mine = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const tail = previous.then(() => mine);
+      locks.set(key, tail);
+      await previous;
+      try {
+        await sendBlob(blob);
+      } finally {
+        release();
+        if (locks.get(key) === tail) locks.delete(key);
+      }
+    };
+    const sendBlob = async (blob: Descriptor): Promise<void> => {
       if (await destination.hasBlob(blob)) {
         stats.blobsSkipped++;
         emit({ type: 'blob-skipped', digest: blob.digest, size: blob.size, reason: 'exists' });

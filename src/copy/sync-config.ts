@@ -347,7 +347,11 @@ export interface SyncSummary {
   durationMs: number;
 }
 
-async function syncPair(pair: SyncPair, options: SyncOptions): Promise<SyncPairResult> {
+async function syncPair(
+  pair: SyncPair,
+  options: SyncOptions,
+  blobLocks: Map<string, Promise<void>>,
+): Promise<SyncPairResult> {
   const started = performance.now();
   const done = (status: SyncStatus, extra: Partial<SyncPairResult> = {}): SyncPairResult => ({
     pair,
@@ -370,7 +374,7 @@ async function syncPair(pair: SyncPair, options: SyncOptions): Promise<SyncPairR
       if (current === top.digest) return done('up-to-date', { digest });
     }
     if (options.dryRun) return done('would-copy', { digest });
-    const copyOptions: CopyOptions = { ...options.copy };
+    const copyOptions: CopyOptions = { ...options.copy, blobLocks };
     if (options.onEvent) copyOptions.onEvent = (event) => options.onEvent?.(pair, event);
     if (options.signal) copyOptions.signal = options.signal;
     const result = await copyImage(source, destination, copyOptions);
@@ -392,11 +396,13 @@ async function syncPair(pair: SyncPair, options: SyncOptions): Promise<SyncPairR
 export async function syncImages(plan: readonly SyncPair[], options: SyncOptions): Promise<SyncSummary> {
   const started = performance.now();
   const results = new Array<SyncPairResult>(plan.length);
+  // Images that share layers are copied at once: each blob goes to each destination once.
+  const blobLocks = new Map<string, Promise<void>>();
   let next = 0;
   const worker = async () => {
     while (next < plan.length) {
       const index = next++;
-      const result = await syncPair(plan[index]!, options);
+      const result = await syncPair(plan[index]!, options, blobLocks);
       results[index] = result;
       options.onResult?.(result);
     }

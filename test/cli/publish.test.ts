@@ -179,6 +179,37 @@ describe('sync', () => {
       assert.equal(JSON.parse(stdout).Digest, JSON.parse(expected.stdout).Digest);
     }
   });
+  test('tags that share blobs, synced at once, send each blob to a destination once', async () => {
+    const fresh = await startRegistry();
+    try {
+      for (const tag of ['a', 'b', 'c']) {
+        await run('skopeo', [
+          'copy',
+          '--quiet',
+          '--src-tls-verify=false',
+          '--dest-tls-verify=false',
+          `docker://${source.host}/crab-iot:latest`,
+          `docker://${source.host}/shared:${tag}`,
+        ]);
+      }
+      const file = join(work, 'shared.yaml');
+      await writeFile(
+        file,
+        `images:\n  - source: ${source.host}/shared\n    tags: [a, b, c]\n    destinations: [${fresh.host}/mirror]\n`,
+      );
+      const result = await ballast(['sync', '--format', 'json', '--concurrency', '3', file]);
+      assert.equal(result.code, 0, result.stderr);
+      const summary = JSON.parse(result.stdout) as SyncSummary;
+      const raw = JSON.parse((await ballast(['inspect', '--raw', `${source.host}/shared:a`])).stdout) as {
+        config: { size: number };
+        layers: { size: number }[];
+      };
+      assert.equal(summary.bytesCopied, raw.config.size + raw.layers.reduce((sum, l) => sum + l.size, 0));
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   test('a destination that refuses does not stop the other; exit 1', async () => {
     const other = join(work, 'partial.yaml');
     const locked = await startRegistry({ auth: 'basic', users: { someone: 'else-entirely' } });
