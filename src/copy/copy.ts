@@ -3,6 +3,7 @@
  * (the manifest bytes, and so the digest, are kept whenever the destination takes the media type);
  * blobs first with bounded concurrency, then child manifests, then the top-level one, then commit.
  */
+import { setMaxListeners } from 'node:events';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { BallastError } from '../errors.js';
 import { type Descriptor, sha256, verifyBytes } from '../image/digest.js';
@@ -238,6 +239,8 @@ export async function copyImage(
   const started = performance.now();
   const emit = options.onEvent ?? (() => {});
   const controller = new AbortController();
+  // Every blob in flight listens on it (a download and an upload each): more than the default 10.
+  setMaxListeners(Number.POSITIVE_INFINITY, controller.signal);
   const onOuterAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   try {

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { BallastError } from '../errors.js';
 import type { Descriptor } from '../image/digest.js';
@@ -35,10 +35,8 @@ class FileStore implements ArchiveStore {
 
   async open(member: ArchiveMember, signal?: AbortSignal): Promise<Readable> {
     const stream = this.index.stream(member as Member);
-    if (signal) {
-      if (signal.aborted) stream.destroy(signal.reason as Error);
-      else signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
-    }
+    // Unlike a bare listener, this one is removed when the stream closes.
+    if (signal) addAbortSignal(signal, stream);
     return stream;
   }
 

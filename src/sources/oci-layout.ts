@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { BallastError } from '../errors.js';
 import { type Descriptor, isDigest, verifyBytes } from '../image/digest.js';
 import { MediaType } from '../image/media-types.js';
@@ -187,11 +187,8 @@ export class OciLayoutSource implements ImageSource {
       throw new BallastError('IO', `cannot read ${file}: ${error.message}`, { cause: error });
     });
     const stream = createReadStream(file, { fd: handle });
-    if (options.signal) {
-      const signal = options.signal;
-      if (signal.aborted) stream.destroy(signal.reason as Error);
-      else signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
-    }
+    // Unlike a bare listener, this one is removed when the stream closes.
+    if (options.signal) addAbortSignal(options.signal, stream);
     return verifiedStream(
       stream,
       descriptor,
