@@ -105,6 +105,8 @@ export async function run(args: string[], context: CommandContext): Promise<void
     ...(values['src-creds'] !== undefined ? { creds: values['src-creds'] } : {}),
   });
   try {
+    // Read the source first: a source that is not there must not leave an empty layout or archive.
+    await source.getManifest();
     const destination = await openDestination(to, {
       registry: { ...common, ...(values['dest-creds'] !== undefined ? { creds: values['dest-creds'] } : {}) },
       // An archive written without NAME:TAG is named after the source, as skopeo does.

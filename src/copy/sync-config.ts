@@ -365,9 +365,10 @@ async function syncPair(
   let digest: string | undefined;
   try {
     source = await options.openSource(pair.source);
-    destination = await options.openDestination(pair.destination);
+    // The source first: a pair whose source is missing must not create an empty destination.
     const top = await source.getManifest();
     digest = top.digest;
+    destination = await options.openDestination(pair.destination);
     // A platform choice writes another digest than the source's: then there is nothing to compare.
     if (options.copy?.platform === undefined && destination.manifestDigest) {
       const current = await destination.manifestDigest();

@@ -20,6 +20,8 @@ export class RegistrySource implements ImageSource {
   readonly dockerReference: string;
   readonly client: RegistryClient;
   private readonly ref: DockerReference;
+  /** Manifests already read: Docker Hub counts every manifest GET as a pull. */
+  private readonly manifests = new Map<string, Promise<StoredManifest>>();
 
   private constructor(ref: DockerReference, client: RegistryClient) {
     this.reference = ref;
@@ -47,7 +49,13 @@ export class RegistrySource implements ImageSource {
   /** The digest wins over the tag, as docker does with `name:tag@digest`. */
   getManifest(digest?: string): Promise<StoredManifest> {
     const reference = digest ?? this.ref.digest ?? this.ref.tag ?? 'latest';
-    return this.client.getManifest(this.ref.repository, reference);
+    let manifest = this.manifests.get(reference);
+    if (!manifest) {
+      manifest = this.client.getManifest(this.ref.repository, reference);
+      this.manifests.set(reference, manifest);
+      manifest.catch(() => this.manifests.delete(reference));
+    }
+    return manifest;
   }
 
   getBlob(

@@ -29,7 +29,8 @@ interface FaultBase {
 }
 
 export type Fault =
-  | (FaultBase & { kind: 'status'; status: number; headers?: Record<string, string> })
+  /** Answers for the registry: `body` (a JSON error by default) with `status` and `headers`. */
+  | (FaultBase & { kind: 'status'; status: number; headers?: Record<string, string>; body?: string })
   | (FaultBase & { kind: 'drop'; afterBytes: number })
   | (FaultBase & { kind: 'reset' })
   /** Passes the request on without its Range header (a server that ignores ranges). */
@@ -87,7 +88,10 @@ export async function startFaultProxy(upstreamHost: string): Promise<FaultProxy>
       record.status = decisive.status;
       req.resume();
       res.writeHead(decisive.status, { 'content-type': 'application/json', ...decisive.headers });
-      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${decisive.status}` }] }));
+      res.end(
+        decisive.body ??
+          JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${decisive.status}` }] }),
+      );
       return;
     }
     const drop = hit.find((f) => f.kind === 'drop');
