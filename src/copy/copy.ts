@@ -12,6 +12,7 @@ import { INDEX_TYPES, MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from '../image/platform.js';
 import type { ImageSource, StoredManifest } from '../sources/types.js';
 import { convertImageManifest, convertIndex, ociMediaType } from './convert.js';
+import { destinationKey, withBlobLock } from './fan-out.js';
 import type { ImageDestination } from './types.js';
 
 export type CopyEvent =
@@ -214,13 +215,6 @@ function aborted(signal: AbortSignal): BallastError {
     : new BallastError('IO', 'the copy was cancelled', { cause: signal.reason });
 }
 
-/** Where blobs land: a repository of a registry, a layout folder, an archive file. */
-function destinationKey(destination: ImageDestination): string {
-  const ref = destination.reference;
-  if (ref.transport === 'docker') return `docker://${ref.registry}/${ref.repository}`;
-  return ref.transport === 'docker-daemon' ? ref.input : `${ref.transport}:${ref.path}`;
-}
-
 /** Whether the destination can hold an index at all (directly or converted). */
 function acceptsIndexes(destination: ImageDestination): boolean {
   return INDEX_TYPES.some((type) => destination.accepts(type));
@@ -284,26 +278,12 @@ export async function copyImage(
     });
 
     const stats = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0 };
-    const copyBlob = async (blob: Descriptor): Promise<void> => {
-      const locks = options.blobLocks;
-      if (!locks) return sendBlob(blob);
-      // Chain behind any copy sending the same blob to the same place; get and set with no await between.
-      const key = `${destinationKey(destination)}\n${blob.digest}`;
-      const previous = locks.get(key) ?? Promise.resolve();
-      let release = () => {};
-      const mine = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      const tail = previous.then(() => mine);
-      locks.set(key, tail);
-      await previous;
-      try {
-        await sendBlob(blob);
-      } finally {
-        release();
-        if (locks.get(key) === tail) locks.delete(key);
-      }
-    };
+    const copyBlob = (blob: Descriptor): Promise<void> =>
+      destination.locksBlobs
+        ? sendBlob(blob)
+        : withBlobLock(options.blobLocks, `${destinationKey(destination)}\n${blob.digest}`, () =>
+            sendBlob(blob),
+          );
     const sendBlob = async (blob: Descriptor): Promise<void> => {
       if (await destination.hasBlob(blob)) {
         stats.blobsSkipped++;

@@ -141,6 +141,12 @@ export class OciLayoutDestination implements ImageDestination {
     } catch (error) {
       throw ioError(error, `creating the OCI layout folder ${dir}`);
     }
+    // Two copies creating one new layout at once: the second must see it whole, not half-made.
+    await withCommitLock(dir, () => this.initialise());
+  }
+
+  private async initialise(): Promise<void> {
+    const { dir } = this;
     const layoutFile = join(dir, 'oci-layout');
     if (await exists(layoutFile)) {
       let version: unknown;

@@ -18,6 +18,7 @@ import { BallastError } from '../errors.js';
 import { formatDockerName, hasTagOrDigest, type ImageReference, parseReference } from '../reference/parse.js';
 import type { ImageSource } from '../sources/types.js';
 import { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from './copy.js';
+import { FanOutDestination } from './fan-out.js';
 import type { ImageDestination } from './types.js';
 
 export interface SyncImageEntry {
@@ -325,7 +326,7 @@ export interface SyncPairResult {
 export interface SyncOptions {
   openSource: (reference: string) => Promise<ImageSource>;
   openDestination: (reference: string) => Promise<ImageDestination>;
-  /** Pairs copied at once; default 3. */
+  /** Source images copied at once (each to all its destinations); default 3. */
   concurrency?: number;
   /** Options of every copy (jobs, preserveDigests, platform). */
   copy?: Omit<CopyOptions, 'onEvent' | 'signal' | 'tag'>;
@@ -347,68 +348,146 @@ export interface SyncSummary {
   durationMs: number;
 }
 
-async function syncPair(
-  pair: SyncPair,
+/** The pairs of one source image: read once, written to each destination that is not up to date. */
+async function syncGroup(
+  pairs: readonly SyncPair[],
   options: SyncOptions,
   blobLocks: Map<string, Promise<void>>,
-): Promise<SyncPairResult> {
+  report: (index: number, result: SyncPairResult) => void,
+): Promise<void> {
   const started = performance.now();
-  const done = (status: SyncStatus, extra: Partial<SyncPairResult> = {}): SyncPairResult => ({
+  const done = (pair: SyncPair, status: SyncStatus, extra: Partial<SyncPairResult> = {}): SyncPairResult => ({
     pair,
     status,
     bytesCopied: extra.result?.bytesCopied ?? 0,
     durationMs: Math.round(performance.now() - started),
     ...extra,
   });
+  const failure = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
   let source: ImageSource | undefined;
-  let destination: ImageDestination | undefined;
-  let digest: string | undefined;
+  const opened: { index: number; destination: ImageDestination }[] = [];
   try {
-    source = await options.openSource(pair.source);
-    // The source first: a pair whose source is missing must not create an empty destination.
-    const top = await source.getManifest();
-    digest = top.digest;
-    destination = await options.openDestination(pair.destination);
-    // A platform choice writes another digest than the source's: then there is nothing to compare.
-    if (options.copy?.platform === undefined && destination.manifestDigest) {
-      const current = await destination.manifestDigest();
-      if (current === top.digest) return done('up-to-date', { digest });
+    let digest: string;
+    try {
+      source = await options.openSource(pairs[0]!.source);
+      // The source first: a pair whose source is missing must not create an empty destination.
+      digest = (await source.getManifest()).digest;
+    } catch (error) {
+      for (const [index, pair] of pairs.entries())
+        report(index, done(pair, 'failed', { error: failure(error) }));
+      return;
     }
-    if (options.dryRun) return done('would-copy', { digest });
+    const pending: { index: number; destination: ImageDestination }[] = [];
+    for (const [index, pair] of pairs.entries()) {
+      try {
+        const destination = await options.openDestination(pair.destination);
+        opened.push({ index, destination });
+        // A platform choice writes another digest than the source's: then there is nothing to compare.
+        if (options.copy?.platform === undefined && destination.manifestDigest) {
+          if ((await destination.manifestDigest()) === digest) {
+            report(index, done(pair, 'up-to-date', { digest }));
+            continue;
+          }
+        }
+        if (options.dryRun) report(index, done(pair, 'would-copy', { digest }));
+        else pending.push({ index, destination });
+      } catch (error) {
+        report(index, done(pair, 'failed', { digest, error: failure(error) }));
+      }
+    }
+    if (pending.length === 0) return;
     const copyOptions: CopyOptions = { ...options.copy, blobLocks };
-    if (options.onEvent) copyOptions.onEvent = (event) => options.onEvent?.(pair, event);
+    const first = pairs[pending[0]!.index]!;
+    if (options.onEvent) copyOptions.onEvent = (event) => options.onEvent?.(first, event);
     if (options.signal) copyOptions.signal = options.signal;
-    const result = await copyImage(source, destination, copyOptions);
-    return done('copied', { digest, result });
-  } catch (error) {
-    const failure = error instanceof Error ? error : new Error(String(error));
-    return done('failed', digest === undefined ? { error: failure } : { digest, error: failure });
+    if (pending.length === 1) {
+      const { index, destination } = pending[0]!;
+      try {
+        const result = await copyImage(source, destination, copyOptions);
+        report(index, done(pairs[index]!, 'copied', { digest, result }));
+      } catch (error) {
+        report(index, done(pairs[index]!, 'failed', { digest, error: failure(error) }));
+      }
+      return;
+    }
+    // Several destinations: each blob is read once and streamed to all of them.
+    const fanOut = new FanOutDestination(
+      pending.map((p) => p.destination),
+      blobLocks,
+    );
+    let result: CopyResult | undefined;
+    let shared: Error | undefined;
+    try {
+      result = await copyImage(source, fanOut, copyOptions);
+    } catch (error) {
+      shared = failure(error);
+    }
+    for (const [i, { index }] of pending.entries()) {
+      const child = fanOut.children[i]!;
+      const pair = pairs[index]!;
+      if (child.error || !result) {
+        report(
+          index,
+          done(pair, 'failed', { digest, error: child.error ?? shared ?? new Error('copy failed') }),
+        );
+        continue;
+      }
+      const blobs = result.blobsCopied + result.blobsSkipped;
+      report(
+        index,
+        done(pair, 'copied', {
+          digest,
+          result: {
+            ...result,
+            blobsCopied: child.blobsCopied,
+            blobsSkipped: blobs - child.blobsCopied,
+            blobsMounted: child.blobsMounted,
+            bytesCopied: child.bytesCopied,
+          },
+        }),
+      );
+    }
   } finally {
-    await destination?.close().catch(() => {});
+    await Promise.all(opened.map(({ destination }) => destination.close().catch(() => {})));
     await source?.close().catch(() => {});
   }
 }
 
 /**
- * Runs a plan: at most `concurrency` pairs at once, a pair whose destination already points at the
- * source's digest is skipped with 0 bytes copied, and a failure on one pair does not stop the others
- * (it is in that pair's result; the caller decides the exit code).
+ * Runs a plan: at most `concurrency` source images at once, each read once and streamed to all of
+ * its destinations that do not already point at its digest (those are skipped with 0 bytes copied).
+ * A failure on one pair does not stop the others (it is in that pair's result; the caller decides the
+ * exit code).
  */
 export async function syncImages(plan: readonly SyncPair[], options: SyncOptions): Promise<SyncSummary> {
   const started = performance.now();
   const results = new Array<SyncPairResult>(plan.length);
   // Images that share layers are copied at once: each blob goes to each destination once.
   const blobLocks = new Map<string, Promise<void>>();
+  // Pairs of one source image go together: the image is read once for all its destinations.
+  const groups = new Map<string, number[]>();
+  for (const [index, pair] of plan.entries()) {
+    const members = groups.get(pair.source) ?? [];
+    members.push(index);
+    groups.set(pair.source, members);
+  }
+  const queue = [...groups.values()];
   let next = 0;
   const worker = async () => {
-    while (next < plan.length) {
-      const index = next++;
-      const result = await syncPair(plan[index]!, options, blobLocks);
-      results[index] = result;
-      options.onResult?.(result);
+    while (next < queue.length) {
+      const members = queue[next++]!;
+      await syncGroup(
+        members.map((i) => plan[i]!),
+        options,
+        blobLocks,
+        (position, result) => {
+          results[members[position]!] = result;
+          options.onResult?.(result);
+        },
+      );
     }
   };
-  const limit = Math.max(1, Math.min(options.concurrency ?? 3, plan.length));
+  const limit = Math.max(1, Math.min(options.concurrency ?? 3, queue.length));
   await Promise.all(Array.from({ length: limit }, worker));
   const sum = (pick: (r: SyncPairResult) => number) => results.reduce((total, r) => total + pick(r), 0);
   return {

@@ -48,6 +48,8 @@ export interface ImageDestination {
    * layers only): digests cannot be preserved there, and no conversion is needed either.
    */
   readonly storesManifests?: boolean;
+  /** True for a destination that takes blob locks itself (a fan-out to several destinations). */
+  readonly locksBlobs?: boolean;
 
   accepts(mediaType: string): boolean;
 
