@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ballast, oneLineError } from '../support/cli.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import {
   buildTinyImage,
   pushWithSkopeo,
@@ -207,6 +208,32 @@ describe('sync', () => {
       assert.equal(summary.bytesCopied, raw.config.size + raw.layers.reduce((sum, l) => sum + l.size, 0));
     } finally {
       await fresh.stop();
+    }
+  });
+
+  test('an image synced to two registries is read from its source once', async () => {
+    const [a, b] = await Promise.all([startRegistry(), startRegistry()]);
+    const proxy = await startFaultProxy(source.host);
+    try {
+      const file = join(work, 'two.yaml');
+      await writeFile(
+        file,
+        `images:\n  - source: ${proxy.host}/crab-iot\n    tags: [latest]\n    destinations: [${a.host}/x/crab-iot, ${b.host}/x/crab-iot]\n`,
+      );
+      const result = await ballast(['sync', '--format', 'json', file]);
+      assert.equal(result.code, 0, result.stderr);
+      const summary = JSON.parse(result.stdout) as SyncSummary;
+      assert.equal(summary.copied, 2);
+      const blobReads = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
+      assert.equal(blobReads.length, 3, 'config and two layers, each read once');
+      for (const registry of [a, b]) {
+        const copied = await ballast(['inspect', '--no-tags', `${registry.host}/x/crab-iot:latest`]);
+        const original = await ballast(['inspect', '--no-tags', `${source.host}/crab-iot:latest`]);
+        assert.equal(JSON.parse(copied.stdout).Digest, JSON.parse(original.stdout).Digest);
+      }
+    } finally {
+      await proxy.close();
+      await Promise.all([a.stop(), b.stop()]);
     }
   });
 
