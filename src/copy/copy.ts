@@ -315,6 +315,7 @@ export async function copyImage(
       try {
         await destination.putBlob(blob, counter, {
           signal: controller.signal,
+          verified: true,
           reopen: async () => {
             counter = await counted();
             return counter;

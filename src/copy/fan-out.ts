@@ -185,6 +185,7 @@ export class FanOutDestination implements ImageDestination {
             const childOptions: PutBlobOptions = {};
             if (options.signal) childOptions.signal = options.signal;
             if (options.reopen) childOptions.reopen = options.reopen;
+            if (options.verified) childOptions.verified = true;
             await child.destination.putBlob(descriptor, branch, childOptions);
             child.blobsCopied++;
             child.bytesCopied += counts[i] ?? 0;

@@ -166,15 +166,21 @@ export class RegistryDestination implements ImageDestination {
     const onProgress = options.onProgress;
     // source -> verifier -> hold-last -> request: bytes are checked as they pass, and a mismatch
     // stops the upload before its last byte.
+    // A stream the caller has verified already (a source's blob) is not hashed twice: holding its last
+    // chunk until it ends cleanly is enough, as a mismatch fails it before its end.
     const chain = (input: Readable): HoldLast => {
-      const verifier = new VerifyingStream({ digest, size }, `blob ${digest} for ${this.name}`);
       const hold = new HoldLast(onProgress && ((bytes) => onProgress({ bytes, total: size })));
-      input.on('error', (error) => verifier.destroy(error));
-      verifier.on('error', (error) => hold.destroy(error));
       // The upload reads the error from the stream itself (destroyed, errored); between attempts no
       // one listens.
       hold.on('error', () => {});
-      input.pipe(verifier).pipe(hold);
+      let checked: Readable = input;
+      if (!options.verified) {
+        const verifier = new VerifyingStream({ digest, size }, `blob ${digest} for ${this.name}`);
+        input.on('error', (error) => verifier.destroy(error));
+        checked = input.pipe(verifier);
+      }
+      checked.on('error', (error) => hold.destroy(error));
+      checked.pipe(hold);
       chains.push(hold);
       return hold;
     };

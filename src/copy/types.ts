@@ -15,6 +15,11 @@ export interface PutBlobOptions {
    * of the stream was sent (a connection dropped mid-PUT).
    */
   reopen?: () => Promise<Readable>;
+  /**
+   * The stream (and any reopened one) fails before its end when its bytes do not match the
+   * descriptor, as an ImageSource's blobs do: the destination need not hash it again.
+   */
+  verified?: boolean;
 }
 
 export interface PutManifestOptions {
