@@ -23,7 +23,7 @@ import {
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ballast.js');
 const CACHE = join(tmpdir(), 'ballast-bench-copy');
-const RUNS = 3;
+const RUNS = 5;
 
 const sizeArg = process.argv.indexOf('--size-mb');
 const SIZE_MB = sizeArg > 0 ? Number(process.argv[sizeArg + 1]) : 480;
@@ -130,7 +130,7 @@ async function fresh<T>(fn: (registry: TestRegistry) => Promise<T>): Promise<T> 
 
 async function main(): Promise<void> {
   await mkdir(CACHE, { recursive: true });
-  const layout = join(CACHE, `layout-${SIZE_MB}`);
+  const layout = join(CACHE, `layout-${SIZE_MB}-shared`);
   const layerCount = 6;
   const layerBytes = Math.round((SIZE_MB * 1e6) / layerCount);
   if (!existsSync(join(layout, 'index.json'))) {
@@ -140,12 +140,16 @@ async function main(): Promise<void> {
       [`data/layer-${i}.bin`]: randomBytes(layerBytes),
     }));
     await buildTinyImage(layout, { tag: 'big', layers });
+    // Three images made of the big image's layers plus one small layer each: the sync workload.
     for (let variant = 0; variant < 3; variant++) {
-      // Three images sharing the big image's layers plus one small layer each: the sync workload.
-      await buildTinyImage(layout, {
-        tag: `shared-${variant}`,
-        layers: [...layers, { [`v${variant}.txt`]: `variant ${variant}\n` }],
-      });
+      const tag = `shared-${variant}`;
+      const bundle = join(CACHE, `bundle-${variant}`);
+      await rm(bundle, { recursive: true, force: true });
+      await run('umoci', ['tag', '--image', `${layout}:big`, tag]);
+      await run('umoci', ['unpack', '--rootless', '--image', `${layout}:${tag}`, bundle]);
+      await writeFile(join(bundle, 'rootfs', `v${variant}.txt`), `variant ${variant}\n`);
+      await run('umoci', ['repack', '--image', `${layout}:${tag}`, bundle]);
+      await rm(bundle, { recursive: true, force: true });
     }
   }
   const source = await startRegistry();
