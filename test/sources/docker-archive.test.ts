@@ -133,30 +133,41 @@ describe('DockerArchiveSource, legacy docker save (docker 20.10)', () => {
   });
 
   it('picks one image of several with NAME:TAG, and says which it holds otherwise', async () => {
-    await assertMatchesSkopeo(`${docker.dockerArchiveMulti.reference}:local/ballast-tiny:1`);
-    // docker writes the layer the two images share once, and a symlink to it for the second image.
-    // skopeo 1.9 takes the symlink's header size (0) as the layer size; ballast follows the link.
+    // docker writes the layer the two images share once, and a symlink to it for the other image
+    // (which one gets the symlink varies from one save to the next). skopeo 1.9 takes the symlink's
+    // header size (0) as the layer size; ballast follows the link. Apart from that, equal to skopeo.
+    let followed = 0;
+    for (const name of ['local/ballast-tiny:1', 'local/ballast-app:1']) {
+      const ref = `${docker.dockerArchiveMulti.reference}:${name}`;
+      const resolved = await resolveImage(await openSource(ref));
+      const shared = resolved.manifest.layers[0]!;
+      assert.ok(shared.size > 2_000_000);
+      const ours = resolved.topLevel.bytes.toString('utf8');
+      const theirs = await skopeo('--raw', ref);
+      if (ours === theirs) continue;
+      followed++;
+      const asSkopeo = ours.replace(
+        `"size":${shared.size},"digest":"${shared.digest}"`,
+        `"size":0,"digest":"${shared.digest}"`,
+      );
+      assert.equal(asSkopeo, theirs, name);
+    }
+    assert.ok(followed <= 1, 'only the image written as a symlink may differ from skopeo');
     const reference = `${docker.dockerArchiveMulti.reference}:local/ballast-app:1`;
     const image = await resolveImage(await openSource(reference));
-    const shared = image.manifest.layers[0]!;
-    assert.ok(shared.size > 2_000_000);
-    const asSkopeo = image.topLevel.bytes
-      .toString('utf8')
-      .replace(`"size":${shared.size},"digest":"${shared.digest}"`, `"size":0,"digest":"${shared.digest}"`);
-    assert.equal(asSkopeo, await skopeo('--raw', reference));
     const single = await resolveImage(await openSource(docker.dockerArchive.reference));
     assert.equal(image.topLevel.digest, single.topLevel.digest, 'same image as the one-image archive');
     assert.equal(image.configBytes.toString('utf8'), await skopeo('--config', '--raw', reference));
     const error = await rejectsWith(
       openSource(docker.dockerArchiveMulti.reference),
       'USAGE',
-      /holds 2 images \(local\/ballast-tiny:1, local\/ballast-app:1\)/,
+      /holds 2 images \((local\/ballast-tiny:1, local\/ballast-app:1|local\/ballast-app:1, local\/ballast-tiny:1)\)/,
     );
     assert.equal(error.exitCode, 2);
     await rejectsWith(
       openSource(`${docker.dockerArchiveMulti.reference}:local/nope:2`),
       'NOT_FOUND',
-      /no image docker\.io\/local\/nope:2.*local\/ballast-tiny:1, local\/ballast-app:1/,
+      /no image docker\.io\/local\/nope:2.*(local\/ballast-tiny:1, local\/ballast-app:1|local\/ballast-app:1, local\/ballast-tiny:1)/,
     );
   });
 
