@@ -139,7 +139,9 @@ describe('DockerArchiveSource, legacy docker save (docker 20.10)', () => {
     let followed = 0;
     for (const name of ['local/ballast-tiny:1', 'local/ballast-app:1']) {
       const ref = `${docker.dockerArchiveMulti.reference}:${name}`;
-      const resolved = await resolveImage(await openSource(ref));
+      const opened = await openSource(ref);
+      const resolved = await resolveImage(opened);
+      await opened.close();
       const shared = resolved.manifest.layers[0]!;
       assert.ok(shared.size > 2_000_000);
       const ours = resolved.topLevel.bytes.toString('utf8');
