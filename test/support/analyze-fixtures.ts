@@ -16,13 +16,12 @@
  * registry.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ballast, type CliResult } from './cli.js';
-import { CACHE_DIR, type DockerDaemon, startDocker, withLock } from './docker.js';
-import { debianFixture, pseudoRandom, run } from './fixtures.js';
+import { CACHE_DIR, type DockerDaemon, startDocker } from './docker.js';
+import { cachedFixture, debianFixture, pseudoRandom, run } from './fixtures.js';
 import { type WriterEntry, writeTar } from './tar-writer.js';
 
 export const ANALYZE_VERSION = 1;
@@ -58,36 +57,9 @@ export interface DeleteLaterFixture extends BuiltImage {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-async function cachedGroup<T>(
-  name: string,
-  build: (dir: string) => Promise<T>,
-): Promise<{ dir: string; meta: T }> {
-  const dir = join(ANALYZE_FIXTURES_DIR, name);
-  const metaPath = join(dir, 'fixture.json');
-  const read = async () => JSON.parse(await readFile(metaPath, 'utf8')) as T;
-  if (existsSync(metaPath)) return { dir, meta: await read() };
-  await mkdir(ANALYZE_FIXTURES_DIR, { recursive: true });
+function cachedGroup<T>(name: string, build: (dir: string) => Promise<T>): Promise<{ dir: string; meta: T }> {
   // The toolchain build alone may take minutes on a busy machine: wait long for another builder.
-  return withLock(
-    join(ANALYZE_FIXTURES_DIR, `.lock-${name}`),
-    async () => {
-      if (existsSync(metaPath)) return { dir, meta: await read() };
-      const temp = join(ANALYZE_FIXTURES_DIR, `.tmp-${name}-${process.pid}-${Date.now()}`);
-      await rm(temp, { recursive: true, force: true });
-      await mkdir(temp, { recursive: true });
-      try {
-        const meta = await build(temp);
-        await writeFile(join(temp, 'fixture.json'), `${JSON.stringify(meta, null, 2)}\n`);
-        await rm(dir, { recursive: true, force: true });
-        await rename(temp, dir);
-        return { dir, meta };
-      } catch (error) {
-        await rm(temp, { recursive: true, force: true });
-        throw error;
-      }
-    },
-    30 * 60_000,
-  );
+  return cachedFixture(ANALYZE_FIXTURES_DIR, name, build, 30 * 60_000);
 }
 
 /** Makes sure the daemon holds the Debian base (its data root may have been wiped since it was cached). */

@@ -266,35 +266,45 @@ async function writeAtomic(path: string, data: Uint8Array | string): Promise<voi
 }
 
 /**
- * Builds `name` under FIXTURES_DIR once: `build(tempDir)` fills a temporary folder and returns metadata
+ * Builds `name` under `root` once: `build(tempDir)` fills a temporary folder and returns metadata
  * (paths in it relative to the folder) that is saved as fixture.json; then the folder is renamed into
- * place. Later calls, in any process, read fixture.json.
+ * place. Later calls, in any process, read fixture.json; a concurrent builder is waited for.
  */
-async function cached<T>(
+export async function cachedFixture<T>(
+  root: string,
   name: string,
   build: (dir: string) => Promise<T>,
+  lockTimeoutMs?: number,
 ): Promise<{ dir: string; meta: T }> {
-  const dir = join(FIXTURES_DIR, name);
+  const dir = join(root, name);
   const metaPath = join(dir, 'fixture.json');
   const read = async () => JSON.parse(await readFile(metaPath, 'utf8')) as T;
   if (existsSync(metaPath)) return { dir, meta: await read() };
-  await mkdir(FIXTURES_DIR, { recursive: true });
-  return withLock(join(FIXTURES_DIR, `.lock-${name}`), async () => {
-    if (existsSync(metaPath)) return { dir, meta: await read() };
-    const temp = join(FIXTURES_DIR, `.tmp-${name}-${process.pid}-${Date.now()}`);
-    await rm(temp, { recursive: true, force: true });
-    await mkdir(temp, { recursive: true });
-    try {
-      const meta = await build(temp);
-      await writeFile(join(temp, 'fixture.json'), `${JSON.stringify(meta, null, 2)}\n`);
-      await rm(dir, { recursive: true, force: true });
-      await rename(temp, dir);
-      return { dir, meta };
-    } catch (error) {
+  await mkdir(root, { recursive: true });
+  return withLock(
+    join(root, `.lock-${name}`),
+    async () => {
+      if (existsSync(metaPath)) return { dir, meta: await read() };
+      const temp = join(root, `.tmp-${name}-${process.pid}-${Date.now()}`);
       await rm(temp, { recursive: true, force: true });
-      throw error;
-    }
-  });
+      await mkdir(temp, { recursive: true });
+      try {
+        const meta = await build(temp);
+        await writeFile(join(temp, 'fixture.json'), `${JSON.stringify(meta, null, 2)}\n`);
+        await rm(dir, { recursive: true, force: true });
+        await rename(temp, dir);
+        return { dir, meta };
+      } catch (error) {
+        await rm(temp, { recursive: true, force: true });
+        throw error;
+      }
+    },
+    lockTimeoutMs,
+  );
+}
+
+function cached<T>(name: string, build: (dir: string) => Promise<T>): Promise<{ dir: string; meta: T }> {
+  return cachedFixture(FIXTURES_DIR, name, build);
 }
 
 interface OciIndexFile {
