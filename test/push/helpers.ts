@@ -1,13 +1,12 @@
-/** Shared helpers of the push tests: copy with the engine into a RegistryDestination, and peers' views. */
-import assert from 'node:assert/strict';
 import { type Readable, Transform } from 'node:stream';
 import { type CopyEvent, type CopyOptions, type CopyResult, copyImage } from '../../src/copy/copy.js';
 import { RegistryDestination, type RegistryDestinationOptions } from '../../src/copy/registry-destination.js';
-import { BallastError } from '../../src/errors.js';
 import { parseReference } from '../../src/reference/parse.js';
 import { openSource } from '../../src/sources/open.js';
 import type { ImageSource, SourceOptions } from '../../src/sources/types.js';
 import { run, skopeoInspect } from '../support/registry.js';
+
+export { rejectsWith } from '../support/assert.js';
 
 export const FAST_RETRY = { baseDelayMs: 20, maxDelayMs: 200 };
 
@@ -47,21 +46,6 @@ export async function copyTo(from: string, to: string, args: CopyArgs = {}): Pro
     await destination.close();
     await opened.close();
   }
-}
-
-/** Rejects with a BallastError of `code`; returns it. */
-export async function rejectsWith(promise: Promise<unknown>, code: string): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(
-      BallastError.is(error),
-      `expected a BallastError, got ${String((error as Error)?.stack ?? error)}`,
-    );
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
 }
 
 /** What skopeo sees: the digest, and the manifest bytes exactly. */

@@ -4,11 +4,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BallastError } from '../../src/errors.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { parseReference } from '../../src/reference/parse.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistrySource } from '../../src/sources/registry.js';
+import { rejectsWith } from '../support/assert.js';
 import {
   buildTinyImage,
   pushWithSkopeo,
@@ -22,17 +22,6 @@ interface RawManifest {
   mediaType?: string;
   config: { digest: string; size: number };
   layers: { digest: string; size: number }[];
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
 }
 
 describe('registry without auth (plain HTTP on loopback)', () => {

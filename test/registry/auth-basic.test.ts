@@ -3,10 +3,10 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BallastError } from '../../src/errors.js';
 import { parseReference } from '../../src/reference/parse.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistrySource } from '../../src/sources/registry.js';
+import { rejectsWith } from '../support/assert.js';
 import {
   buildTinyImage,
   pushWithSkopeo,
@@ -17,17 +17,6 @@ import {
 
 const PASSWORD = 's3cret-Basic-pass';
 const WRONG = 'wrong-Basic-pass';
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 describe('registry with basic auth (htpasswd)', () => {
   let registry: TestRegistry;

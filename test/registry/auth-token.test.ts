@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { BallastError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { rejectsWith } from '../support/assert.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import {
   buildTinyImage,
@@ -18,17 +18,6 @@ import {
 
 const PASSWORD = 'token-Pass-w0rd';
 const WRONG = 'not-the-Token-pass';
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 interface RawManifest {
   config: { digest: string; size: number };

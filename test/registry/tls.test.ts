@@ -7,6 +7,7 @@ import { BallastError } from '../../src/errors.js';
 import { parseReference } from '../../src/reference/parse.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistrySource } from '../../src/sources/registry.js';
+import { rejectsWith } from '../support/assert.js';
 import {
   buildTinyImage,
   pushWithSkopeo,
@@ -15,17 +16,6 @@ import {
   streamDigest,
   type TestRegistry,
 } from '../support/registry.js';
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, but it succeeded`);
-}
 
 describe('registry over TLS with a self-signed certificate', () => {
   let registry: TestRegistry;

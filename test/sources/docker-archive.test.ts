@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { BallastError } from '../../src/errors.js';
 import { parseManifest } from '../../src/image/manifest.js';
 import type { DockerArchiveSource } from '../../src/sources/docker-archive.js';
 import { openSource, resolveImage } from '../../src/sources/open.js';
+import { rejectsWith } from '../support/assert.js';
 import {
   type DockerFixtures,
   dockerFixtures,
@@ -18,28 +16,7 @@ import {
   ociFixtures,
   run,
 } from '../support/fixtures.js';
-
-async function drain(stream: Readable): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(`${error.message} ${error.hint ?? ''}`, pattern);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
+import { streamDigest } from '../support/registry.js';
 
 const skopeo = (...args: string[]) => run('skopeo', ['inspect', ...args]);
 
@@ -70,7 +47,10 @@ async function assertMatchesSkopeo(reference: string): Promise<void> {
     if (info.Name === undefined) assert.match(source.name, /^docker-archive:/);
     else assert.equal(source.name, info.Name);
     for (const layer of image.manifest.layers) {
-      assert.deepEqual(await drain(await source.getBlob(layer)), { digest: layer.digest, size: layer.size });
+      assert.deepEqual(await streamDigest(await source.getBlob(layer)), {
+        bytes: layer.size,
+        digest: layer.digest,
+      });
     }
   } finally {
     await source.close();
@@ -126,7 +106,7 @@ describe('DockerArchiveSource, legacy docker save (docker 20.10)', () => {
         start: range.offset,
         end: range.offset + range.length - 1,
       });
-      assert.equal((await drain(stream)).digest, diffId);
+      assert.equal((await streamDigest(stream)).digest, diffId);
     }
     assert.equal(await source.layerFileRange(`sha256:${'1'.repeat(64)}`), undefined);
     await source.close();
@@ -193,7 +173,10 @@ describe('DockerArchiveSource, legacy docker save (docker 20.10)', () => {
     assert.equal(image.topLevel.bytes.toString('utf8'), await skopeo('--raw', plain));
     assert.equal(image.configBytes.toString('utf8'), await skopeo('--config', '--raw', plain));
     for (const layer of image.manifest.layers) {
-      assert.deepEqual(await drain(await source.getBlob(layer)), { digest: layer.digest, size: layer.size });
+      assert.deepEqual(await streamDigest(await source.getBlob(layer)), {
+        bytes: layer.size,
+        digest: layer.digest,
+      });
     }
     assert.equal(
       await (source as DockerArchiveSource).layerFileRange(image.manifest.layers[0]!.digest),
@@ -214,7 +197,7 @@ describe('DockerArchiveSource, legacy docker save (docker 20.10)', () => {
     await handle.close();
     const source = await openSource(`docker-archive:${path}`);
     const layer = image.manifest.layers[1]!;
-    await rejectsWith(drain(await source.getBlob(layer)), 'DIGEST_MISMATCH', new RegExp(diffId));
+    await rejectsWith(streamDigest(await source.getBlob(layer)), 'DIGEST_MISMATCH', new RegExp(diffId));
   });
 
   it('is NOT_FOUND for a blob that is neither the config nor a layer', async () => {
@@ -247,7 +230,10 @@ describe('DockerArchiveSource, Docker 25 layout (OCI inside the tar)', () => {
     );
     assert.deepEqual(image.config.rootfs.diff_ids, oci.dockerArchiveOci.diffIds);
     for (const layer of image.manifest.layers) {
-      assert.deepEqual(await drain(await source.getBlob(layer)), { digest: layer.digest, size: layer.size });
+      assert.deepEqual(await streamDigest(await source.getBlob(layer)), {
+        bytes: layer.size,
+        digest: layer.digest,
+      });
     }
     assert.deepEqual((source as DockerArchiveSource).repoTags, ['local/ballast-oci:1']);
   });
@@ -264,7 +250,7 @@ describe('DockerArchiveSource, Docker 25 layout (OCI inside the tar)', () => {
       start: range.offset,
       end: range.offset + range.length - 1,
     });
-    assert.equal((await drain(stream)).digest, oci.dockerArchiveOci.diffIds[2]);
+    assert.equal((await streamDigest(stream)).digest, oci.dockerArchiveOci.diffIds[2]);
     await rejectsWith(
       openSource(`${oci.dockerArchiveOci.reference}:local/other:1`),
       'NOT_FOUND',

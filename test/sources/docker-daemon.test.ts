@@ -1,35 +1,12 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { BallastError } from '../../src/errors.js';
 import type { DockerDaemonSource } from '../../src/sources/docker-daemon.js';
 import { openSource, resolveImage } from '../../src/sources/open.js';
+import { rejectsWith } from '../support/assert.js';
 import { type DockerDaemon, startDocker } from '../support/docker.js';
 import { type DockerFixtures, ensureDaemonImages, run } from '../support/fixtures.js';
-
-async function drain(stream: Readable): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(`${error.message} ${error.hint ?? ''}`, pattern);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
+import { streamDigest } from '../support/registry.js';
 
 let daemon: DockerDaemon;
 let fx: DockerFixtures;
@@ -68,9 +45,9 @@ describe('DockerDaemonSource against skopeo', () => {
         assert.equal(source.name, reference);
       }
       for (const layer of image.manifest.layers) {
-        assert.deepEqual(await drain(await source.getBlob(layer)), {
+        assert.deepEqual(await streamDigest(await source.getBlob(layer)), {
+          bytes: layer.size,
           digest: layer.digest,
-          size: layer.size,
         });
       }
     });

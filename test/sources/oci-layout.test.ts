@@ -1,36 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { BallastError } from '../../src/errors.js';
 import { parseManifest } from '../../src/image/manifest.js';
 import { openSource, resolveImage } from '../../src/sources/open.js';
+import { rejectsWith } from '../support/assert.js';
 import { type OciFixtures, ociFixtures, run } from '../support/fixtures.js';
-
-async function drain(stream: Readable): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<BallastError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(BallastError.is(error), `expected a BallastError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(`${error.message} ${error.hint ?? ''}`, pattern);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
+import { streamDigest } from '../support/registry.js';
 
 const skopeo = (...args: string[]) => run('skopeo', ['inspect', ...args]);
 
@@ -91,14 +68,14 @@ describe('OciLayoutSource against skopeo (umoci-built app image)', () => {
     const image = await resolveImage(source);
     let progressed = 0;
     for (const layer of image.manifest.layers) {
-      const got = await drain(
+      const got = await streamDigest(
         await source.getBlob(layer, {
           onProgress: (p) => {
             progressed = p.bytes;
           },
         }),
       );
-      assert.deepEqual(got, { digest: layer.digest, size: layer.size });
+      assert.deepEqual(got, { bytes: layer.size, digest: layer.digest });
       assert.equal(progressed, layer.size);
     }
     // The third layer carries the 1 MiB file: gzip cannot shrink pseudo-random bytes.
@@ -213,10 +190,10 @@ describe('OciLayoutSource errors on blobs', () => {
     const { manifest } = await resolveImage(source);
     const layer = manifest.layers.find((l) => l.digest === fx.ociCorrupt.corruptDigest)!;
     assert.ok(layer, 'the corrupt layer is in the manifest');
-    await rejectsWith(drain(await source.getBlob(layer)), 'DIGEST_MISMATCH', new RegExp(layer.digest));
+    await rejectsWith(streamDigest(await source.getBlob(layer)), 'DIGEST_MISMATCH', new RegExp(layer.digest));
     // Its neighbours are intact.
     const intact = manifest.layers.find((l) => l.digest !== fx.ociCorrupt.corruptDigest)!;
-    assert.equal((await drain(await source.getBlob(intact))).digest, intact.digest);
+    assert.equal((await streamDigest(await source.getBlob(intact))).digest, intact.digest);
   });
 
   it('fails a blob whose size differs from its descriptor with SIZE_MISMATCH', async () => {
@@ -224,7 +201,7 @@ describe('OciLayoutSource errors on blobs', () => {
     const { manifest } = await resolveImage(source);
     const layer = manifest.layers[0]!;
     await rejectsWith(
-      drain(await source.getBlob({ ...layer, size: layer.size + 1 })),
+      streamDigest(await source.getBlob({ ...layer, size: layer.size + 1 })),
       'SIZE_MISMATCH',
       /ended after/,
     );
