@@ -11,8 +11,9 @@ import { type ImageIndex, type ImageManifest, parseManifest } from '../image/man
 import { INDEX_TYPES, MediaType } from '../image/media-types.js';
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from '../image/platform.js';
 import type { ImageSource, StoredManifest } from '../sources/types.js';
+import { withKeyedLock } from '../util/concurrency.js';
 import { convertImageManifest, convertIndex, ociMediaType } from './convert.js';
-import { destinationKey, withBlobLock } from './fan-out.js';
+import { destinationKey } from './fan-out.js';
 import type { ImageDestination } from './types.js';
 
 export type CopyEvent =
@@ -281,7 +282,7 @@ export async function copyImage(
     const copyBlob = (blob: Descriptor): Promise<void> =>
       destination.locksBlobs
         ? sendBlob(blob)
-        : withBlobLock(options.blobLocks, `${destinationKey(destination)}\n${blob.digest}`, () =>
+        : withKeyedLock(options.blobLocks, `${destinationKey(destination)}\n${blob.digest}`, () =>
             sendBlob(blob),
           );
     const sendBlob = async (blob: Descriptor): Promise<void> => {

@@ -6,6 +6,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { BallastError } from '../errors.js';
 import type { ImageSource } from '../sources/types.js';
+import { withKeyedLock } from '../util/concurrency.js';
 import type { BlobDescriptor, ImageDestination, PutBlobOptions, PutManifestOptions } from './types.js';
 
 export interface FanOutChild {
@@ -21,32 +22,6 @@ export function destinationKey(destination: ImageDestination): string {
   const ref = destination.reference;
   if (ref.transport === 'docker') return `docker://${ref.registry}/${ref.repository}`;
   return ref.transport === 'docker-daemon' ? ref.input : `${ref.transport}:${ref.path}`;
-}
-
-/**
- * Holds the lock of `key` in `locks` while `work` runs: copies sending the same blob to the same place
- * queue behind each other (get and set happen with no await between).
- */
-export async function withBlobLock<T>(
-  locks: Map<string, Promise<void>> | undefined,
-  key: string,
-  work: () => Promise<T>,
-): Promise<T> {
-  if (!locks) return work();
-  const previous = locks.get(key) ?? Promise.resolve();
-  let release = () => {};
-  const mine = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const tail = previous.then(() => mine);
-  locks.set(key, tail);
-  await previous;
-  try {
-    return await work();
-  } finally {
-    release();
-    if (locks.get(key) === tail) locks.delete(key);
-  }
 }
 
 /** Writes every chunk of `input` to each output, at the pace of the slowest; a closed output is skipped. */
@@ -176,20 +151,24 @@ export class FanOutDestination implements ImageDestination {
       targets.map((child, i) => {
         const branch = branches[i]!;
         return this.guarded(child, () =>
-          withBlobLock(this.locks, `${destinationKey(child.destination)}\n${descriptor.digest}`, async () => {
-            // Another copy may have sent it while this one waited for the lock.
-            if (this.locks && (await child.destination.hasBlob(descriptor))) {
-              branch.resume();
-              return;
-            }
-            const childOptions: PutBlobOptions = {};
-            if (options.signal) childOptions.signal = options.signal;
-            if (options.reopen) childOptions.reopen = options.reopen;
-            if (options.verified) childOptions.verified = true;
-            await child.destination.putBlob(descriptor, branch, childOptions);
-            child.blobsCopied++;
-            child.bytesCopied += counts[i] ?? 0;
-          }),
+          withKeyedLock(
+            this.locks,
+            `${destinationKey(child.destination)}\n${descriptor.digest}`,
+            async () => {
+              // Another copy may have sent it while this one waited for the lock.
+              if (this.locks && (await child.destination.hasBlob(descriptor))) {
+                branch.resume();
+                return;
+              }
+              const childOptions: PutBlobOptions = {};
+              if (options.signal) childOptions.signal = options.signal;
+              if (options.reopen) childOptions.reopen = options.reopen;
+              if (options.verified) childOptions.verified = true;
+              await child.destination.putBlob(descriptor, branch, childOptions);
+              child.blobsCopied++;
+              child.bytesCopied += counts[i] ?? 0;
+            },
+          ),
         ).finally(() => {
           // A child that failed must not hold the others back.
           if (!branch.readableEnded) branch.resume();

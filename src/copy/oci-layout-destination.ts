@@ -13,6 +13,7 @@ import { BallastError } from '../errors.js';
 import { isDigest, VerifyingStream, verifyBytes } from '../image/digest.js';
 import { INDEX_TYPES, MediaType } from '../image/media-types.js';
 import { describeReference, type ImageReference } from '../reference/parse.js';
+import { withKeyedLock } from '../util/concurrency.js';
 import {
   ioError,
   processAlive,
@@ -45,21 +46,8 @@ interface IndexDocument {
 // index.json is read, changed and replaced: one writer at a time per layout in this process...
 const commitChains = new Map<string, Promise<void>>();
 
-async function withCommitLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const previous = commitChains.get(dir) ?? Promise.resolve();
-  let release!: () => void;
-  const mine = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const chain = previous.then(() => mine);
-  commitChains.set(dir, chain);
-  await previous;
-  try {
-    return await withLockDir(join(dir, '.ballast-lock'), fn);
-  } finally {
-    release();
-    if (commitChains.get(dir) === chain) commitChains.delete(dir);
-  }
+function withCommitLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  return withKeyedLock(commitChains, dir, () => withLockDir(join(dir, '.ballast-lock'), fn));
 }
 
 // ...and across processes, a lock folder holding the owner's pid (broken when that process is gone).
